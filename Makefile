@@ -1,0 +1,43 @@
+# Quick start: `make sweep` runs every experiment, `make test` runs the tests.
+# Both create (or reuse) .venv from the pinned requirements.txt first.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= full
+JOBS ?= 1
+# CIFAR in the official python layout. On machines without internet the data
+# ships beside the checkout in ../shared/data and is unpacked into ./data.
+SHARED_DATA ?= ../shared/data
+export RESNET_KERAS_DATA ?= $(if $(wildcard $(SHARED_DATA)/unpack),$(CURDIR)/data,)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help venv data test demo clean
+
+help:
+	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N] [FORCE=1]  run the experiments into outputs/"
+	@echo "make test                                                run the test suite"
+	@echo "make demo                                                train a ResNet-20 for one epoch"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+data:
+	@if [ -n "$(RESNET_KERAS_DATA)" ] && [ -x "$(SHARED_DATA)/unpack" ]; then \
+	  "$(SHARED_DATA)/unpack" "$(RESNET_KERAS_DATA)"; fi
+
+test: venv data
+	$(PY) -m pytest
+
+demo: venv data
+	$(PY) -m resnet_keras.demo
+
+clean:
+	rm -rf outputs

@@ -1,0 +1,229 @@
+"""CIFAR-10/100 loading, splits and the augmented input pipeline.
+
+Images are uint8 `(n, 32, 32, 3)` RGB, labels int32 `(n,)`. Models normalise
+pixels themselves (see `models.py`), so the pipeline only augments.
+
+Where the data comes from, first match wins:
+1. `data_dir=` argument, or the `RESNET_KERAS_DATA` environment variable: a
+   folder holding the official "python version" layout
+   (`cifar-10-batches-py/`, `cifar-100-python/`);
+2. Keras' own download cache (`~/.keras/datasets`), downloading once if the
+   internet can be reached.
+"""
+
+import dataclasses
+import os
+import pickle
+import socket
+
+import keras
+import numpy as np
+
+from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
+
+DATA_ENV = "RESNET_KERAS_DATA"
+DATASETS = ("cifar10", "cifar100")
+LABEL_MODES = ("fine", "coarse")
+
+_LAYOUT = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "batches.meta"),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], "meta"),
+}
+_ORIGIN = {
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+}
+
+
+class DataNotFoundError(ConfigError):
+    """The data set is neither on disk nor downloadable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CifarData:
+    """A loaded data set: uint8 images `(n, 32, 32, 3)` and int32 labels `(n,)`."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def channel_stats(self):
+        """Per-channel mean and std of the train images on 0..255."""
+        x = self.x_train.reshape(-1, 3).astype(np.float64)
+        return tuple(x.mean(0).round(3)), tuple(x.std(0).round(3))
+
+
+def load_dataset(name="cifar10", data_dir=None, label_mode="fine", validation_split=0.0, per_class=None,
+                 test_per_class=None):
+    """Load CIFAR-10 or CIFAR-100.
+
+    Args:
+        name: "cifar10" or "cifar100".
+        data_dir: folder with the official python layout; default
+            `$RESNET_KERAS_DATA`, else Keras' download cache.
+        label_mode: "fine" (100 classes) or "coarse" (20 superclasses); CIFAR-100 only.
+        validation_split: fraction of each class of the (subset) train set held
+            out as validation, taken from the end of each class: deterministic.
+        per_class: keep only the first `per_class` train images of each class.
+        test_per_class: likewise for the test set.
+    Returns:
+        CifarData.
+    """
+    check_choice("data set", name, DATASETS)
+    check_choice("label_mode", label_mode, LABEL_MODES)
+    check_number("validation_split", validation_split, maximum=0.9)
+    for what, k in (("per_class", per_class), ("test_per_class", test_per_class)):
+        if k is not None:
+            check_int(what, k)
+    folder = _find_folder(name, data_dir)
+    x_train, y_train, x_test, y_test, names = _read_layout(name, folder, label_mode)
+    if per_class:
+        x_train, y_train = _first_per_class(x_train, y_train, per_class)
+    if test_per_class:
+        x_test, y_test = _first_per_class(x_test, y_test, test_per_class)
+    val = _validation_mask(y_train, validation_split)
+    return CifarData(x_train[~val], y_train[~val], x_train[val], y_train[val], x_test, y_test, names)
+
+
+def _find_folder(name, data_dir):
+    layout_dir = _LAYOUT[name][0]
+    source = "data_dir" if data_dir is not None else DATA_ENV
+    data_dir = data_dir if data_dir is not None else os.environ.get(DATA_ENV) or None
+    if data_dir is not None:
+        folder = os.path.join(os.fspath(data_dir), layout_dir)
+        if not os.path.isdir(folder):
+            raise DataNotFoundError(f"{source}={os.fspath(data_dir)!r} has no {layout_dir}/ folder; "
+                                    f"point it at a folder holding the official CIFAR python layout")
+        return folder
+    cache = os.path.join(os.path.expanduser("~"), ".keras", "datasets", f"{layout_dir}-target", layout_dir)
+    if os.path.isdir(cache):
+        return cache
+    host = "www.cs.toronto.edu"
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError:
+        raise DataNotFoundError(f"{name} is not on this machine and {host} cannot be reached; set {DATA_ENV} "
+                                f"to a folder holding {layout_dir}/ (the official python layout)") from None
+    path = keras.utils.get_file(fname=f"{layout_dir}-target", origin=_ORIGIN[name], extract=True)
+    return os.path.join(path, layout_dir)
+
+
+def _unpickle(folder, file):
+    path = os.path.join(folder, file)
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+        # The official files have bytes keys; files re-pickled in Python 3 may have str keys.
+        return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+    except FileNotFoundError:
+        raise DataNotFoundError(f"data file {path!r} is missing; the folder must hold the official CIFAR "
+                                f"python layout") from None
+    except Exception as e:  # a truncated or foreign file fails in many ways
+        raise ConfigError(f"data file {path!r} is corrupt ({type(e).__name__}); re-extract the official "
+                          f"CIFAR archive there") from None
+
+
+def _read_batches(folder, files, label_key):
+    xs, ys = [], []
+    for file in files:
+        d = _unpickle(folder, file)
+        x, y = d.get("data"), d.get(label_key)
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != 3072 or y is None or len(y) != len(x):
+            raise ConfigError(f"data file {os.path.join(folder, file)!r} is corrupt (expected 'data' of shape "
+                              f"(n, 3072) and {len(x) if hasattr(x, '__len__') else 'n'} labels)")
+        xs.append(x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        ys.append(np.asarray(y, dtype=np.int32))
+    return np.ascontiguousarray(np.concatenate(xs), dtype=np.uint8), np.concatenate(ys)
+
+
+def _read_layout(name, folder, label_mode):
+    _, train_files, test_files, meta_file = _LAYOUT[name]
+    if name == "cifar10":
+        label_key, names_key = "labels", "label_names"
+    else:
+        label_key, names_key = f"{label_mode}_labels", f"{label_mode}_label_names"
+    x_train, y_train = _read_batches(folder, train_files, label_key)
+    x_test, y_test = _read_batches(folder, test_files, label_key)
+    meta = _unpickle(folder, meta_file)
+    if names_key not in meta:
+        raise ConfigError(f"data file {os.path.join(folder, meta_file)!r} is corrupt (no {names_key})")
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[names_key]]
+    if y_train.max(initial=0) >= len(names) or y_test.max(initial=0) >= len(names):
+        raise ConfigError(f"data folder {folder!r} has labels beyond its {len(names)} class names")
+    return x_train, y_train, x_test, y_test, names
+
+
+def _first_per_class(x, y, k):
+    keep = np.zeros(len(y), dtype=bool)
+    for c in np.unique(y):
+        keep[np.flatnonzero(y == c)[:k]] = True
+    return x[keep], y[keep]
+
+
+def _validation_mask(y, fraction):
+    mask = np.zeros(len(y), dtype=bool)
+    if fraction:
+        for c in np.unique(y):
+            idx = np.flatnonzero(y == c)
+            mask[idx[len(idx) - int(round(len(idx) * fraction)):]] = True
+    return mask
+
+
+def augment_batch(x, rng, pad=4):
+    """Standard CIFAR augmentation of a uint8 batch `(b, h, w, c)`.
+
+    Zero-pad by `pad` pixels, crop a random window of the original size and
+    flip half of the images horizontally. Vectorised: one gather per batch.
+    """
+    b, h, w, _ = x.shape
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    oy = rng.integers(0, 2 * pad + 1, size=b)
+    ox = rng.integers(0, 2 * pad + 1, size=b)
+    rows = (oy[:, None] + np.arange(h))[:, :, None]
+    cols = ox[:, None] + np.arange(w)
+    flip = rng.random(b) < 0.5
+    cols = np.where(flip[:, None], cols[:, ::-1], cols)[:, None, :]
+    return padded[np.arange(b)[:, None, None], rows, cols]
+
+
+class CifarBatches(keras.utils.PyDataset):
+    """Batches of (float32 pixels, int32 labels) for `model.fit`, backend-agnostic.
+
+    Shuffling and augmentation draw from a generator seeded by `(seed, epoch)`,
+    so an epoch's batches are the same whether or not the run was resumed.
+    The last partial batch is kept.
+    """
+
+    def __init__(self, x, y, batch_size, shuffle=False, augment=False, seed=0, epoch=0, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y = x, y
+        self.batch_size = check_int("batch_size", batch_size)
+        self.shuffle, self.augment, self.seed = shuffle, augment, seed
+        self.set_epoch(epoch)
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+        rng = np.random.default_rng([self.seed, epoch])
+        self.order = rng.permutation(len(self.y)) if self.shuffle else np.arange(len(self.y))
+        self.rng = rng
+
+    def __len__(self):
+        return -(-len(self.y) // self.batch_size)
+
+    def __getitem__(self, i):
+        idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        x = self.x[idx]
+        if self.augment:
+            x = augment_batch(x, np.random.default_rng([self.seed, self.epoch, i]))
+        return x.astype(np.float32), self.y[idx]
+
+    def on_epoch_end(self):
+        self.set_epoch(self.epoch + 1)

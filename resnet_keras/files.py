@@ -1,0 +1,52 @@
+"""Atomic file output: a file under its final name is always complete."""
+
+import contextlib
+import json
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; on success move it into place.
+
+    The temporary name keeps the final extension (Keras chooses the `.h5`
+    format by it). On any error the temporary file is removed and `path` is
+    left as it was. The data is flushed to disk before the rename, so a crash
+    leaves either the old file or the new one, never a mix.
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    os.makedirs(folder or ".", exist_ok=True)
+    stem, dot, ext = name.partition(".")  # the whole suffix: ".weights.h5" matters to Keras
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.tmp-", suffix=f"{dot}{ext}", dir=folder or ".")
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are meant to be shared and served
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text):
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):  # NumPy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

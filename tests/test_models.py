@@ -1,0 +1,131 @@
+import keras
+import numpy as np
+import pytest
+
+import resnet_keras as rk
+from resnet_keras.errors import ConfigError
+
+# He et al. 2015, table 6: parameters of the CIFAR-10 ResNets with option-A shortcuts.
+PAPER_TABLE = {3: 0.27, 5: 0.46, 7: 0.66, 9: 0.85, 18: 1.7}
+
+
+def paper_rounding(params):
+    millions = params / 1e6
+    return round(millions, 1) if millions >= 1 else round(millions, 2)
+
+
+@pytest.mark.parametrize("n", sorted(PAPER_TABLE))
+def test_cifar_resnet_matches_paper_parameter_count_and_depth(n):
+    model = rk.build_resnet(n, shortcut="zero_pad")
+    assert paper_rounding(rk.count_params(model)) == PAPER_TABLE[n]
+    assert rk.count_weight_layers(model) == 6 * n + 2
+    assert model.name == f"resnet{6 * n + 2}"
+
+
+def test_resnet20_exact_counts_match_reference_implementation():
+    # akamaster/pytorch_resnet_cifar10 reports 269,722 (ResNet-20) and 1,727,962 (ResNet-110).
+    assert rk.count_params(rk.build_resnet(3, shortcut="zero_pad")) == 269_722
+    assert rk.count_params(rk.build_resnet(18, shortcut="zero_pad")) == 1_727_962
+
+
+def test_projection_shortcuts_add_two_1x1_convolutions():
+    model = rk.build_resnet(3, shortcut="projection")
+    assert rk.count_weight_layers(model) == 22
+    assert model.get_layer("stage2_block1_0_conv").kernel.shape == (1, 1, 16, 32)
+
+
+def test_plain_network_has_no_additions_and_same_weight_layers():
+    plain = rk.build_resnet(3, shortcut="zero_pad", plain=True)
+    assert not any(isinstance(layer, keras.layers.Add) for layer in plain.layers)
+    assert rk.count_weight_layers(plain) == 20
+    assert plain.name == "plain20"
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("shortcut", ["projection", "zero_pad"])
+def test_models_map_pixels_to_probabilities(version, shortcut):
+    model = rk.build_resnet(1, num_classes=7, version=version, shortcut=shortcut, width=2, dropout=0.2)
+    out = model.predict(np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32"), verbose=0)
+    assert out.shape == (4, 7)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_zero_pad_shortcut_subsamples_and_pads_channels():
+    x = np.arange(2 * 4 * 4 * 3, dtype="float32").reshape(2, 4, 4, 3)
+    y = keras.ops.convert_to_numpy(rk.layers.ZeroPadShortcut(8, 2)(x))
+    assert y.shape == (2, 2, 2, 8)
+    np.testing.assert_array_equal(y[..., 2:5], x[:, ::2, ::2, :])
+    assert not y[..., :2].any() and not y[..., 5:].any()
+
+
+def test_blocks_give_documented_shapes():
+    x = keras.Input((16, 16, 32))
+    assert rk.residual_block(x, 64, downsample=True).shape == (None, 8, 8, 64)
+    assert rk.preact_block(x, 32, name="p").shape == (None, 16, 16, 32)
+    assert rk.bottleneck_block(x, 16, downsample=True, name="b").shape == (None, 8, 8, 64)
+
+
+@pytest.mark.parametrize("depth,params", [(18, 11_173_962), (34, 21_282_122)])
+def test_imagenet_style_resnets_match_torchvision_cifar_counts(depth, params):
+    # kuangliu/pytorch-cifar's ResNet18/34 (CIFAR stem, 10 classes) have these counts.
+    assert rk.count_params(rk.build_imagenet_resnet(depth)) == params
+
+
+def test_resnet50_cifar_stem_uses_bottlenecks():
+    model = rk.resnet50(num_classes=100)
+    assert model.get_layer("stage4_block3_3_conv").kernel.shape == (1, 1, 512, 2048)
+    assert model.output_shape == (None, 100)
+
+
+def test_weight_decay_adds_l2_losses():
+    model = rk.build_resnet(1, weight_decay=1e-4)
+    model(np.zeros((1, 32, 32, 3), "float32"))
+    assert len(model.losses) == rk.count_weight_layers(model)
+
+
+def test_transfer_model_freezes_base_and_trains_head_only():
+    model = rk.build_transfer_model(10, weights=None)
+    head = 2048 * 256 + 256 + 256 * 10 + 10
+    assert rk.count_params(model) == head
+    opened = rk.unfreeze_top(model, 0.1)
+    assert opened > 0 and rk.count_params(model) > head
+    base = model.get_layer("resnet50")
+    assert not any(layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_transfer_model_resizes_input():
+    model = rk.build_transfer_model(5, weights=None, resize=64)
+    assert model.get_layer("resize").output.shape == (None, 64, 64, 3)
+    assert model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0).shape == (2, 5)
+
+
+def test_transfer_model_loads_local_weights_file(tmp_path):
+    donor = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = str(tmp_path / "resnet50_notop.weights.h5")
+    donor.save_weights(path)
+    model = rk.build_transfer_model(10, weights=path)
+    np.testing.assert_array_equal(model.get_layer("resnet50").get_layer("conv1_conv").kernel.numpy(),
+                                  donor.get_layer("conv1_conv").kernel.numpy())
+
+
+@pytest.mark.parametrize("call,bad", [
+    (lambda: rk.build_resnet(0), "n=0"),
+    (lambda: rk.build_resnet(-2), "n=-2"),
+    (lambda: rk.build_resnet(2.5), "n=2.5"),
+    (lambda: rk.build_resnet(3, shortcut="option_b"), "shortcut='option_b'"),
+    (lambda: rk.build_resnet(3, version="v3"), "version='v3'"),
+    (lambda: rk.build_imagenet_resnet(101), "depth=101"),
+    (lambda: rk.build_transfer_model(10, weights="/no/such/file.h5"), "weights='/no/such/file.h5'"),
+])
+def test_bad_model_arguments_name_the_value_and_accepted_ones(call, bad):
+    with pytest.raises(ConfigError) as err:
+        call()
+    message = str(err.value)
+    assert bad in message and ("use" in message) and "\n" not in message
+
+
+def test_non_hdf5_weights_file_is_rejected_before_building(tmp_path):
+    path = tmp_path / "weights.h5"
+    path.write_text("not hdf5")
+    with pytest.raises(ConfigError, match="is not an HDF5 file"):
+        rk.build_transfer_model(10, weights=str(path))

@@ -1,0 +1,120 @@
+import math
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+import resnet_keras as rk
+from resnet_keras.errors import ConfigError
+
+
+def test_optimizers_by_name():
+    assert isinstance(rk.make_optimizer("sgd", 0.1, momentum=0.9, nesterov=True), keras.optimizers.SGD)
+    assert isinstance(rk.make_optimizer("adam"), keras.optimizers.Adam)
+    assert isinstance(rk.make_optimizer("rmsprop"), keras.optimizers.RMSprop)
+
+
+@pytest.mark.parametrize("call,bad", [
+    (lambda: rk.make_optimizer("adagrad"), "optimizer='adagrad'"),
+    (lambda: rk.make_optimizer("sgd", -0.1), "learning_rate=-0.1"),
+    (lambda: rk.LRSchedule("exponential", 0.1, 100), "schedule='exponential'"),
+    (lambda: rk.LRSchedule("step", 0.1, 0), "total_steps=0"),
+])
+def test_bad_training_arguments_name_value_and_accepted(call, bad):
+    with pytest.raises(ConfigError) as err:
+        call()
+    assert bad in str(err.value) and "use" in str(err.value)
+
+
+def lr_at(schedule, step):
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_step_schedule_divides_by_ten_at_the_papers_milestones():
+    s = rk.LRSchedule("step", 0.1, 64_000)
+    assert lr_at(s, 0) == pytest.approx(0.1)
+    assert lr_at(s, 31_999) == pytest.approx(0.1)
+    assert lr_at(s, 32_000) == pytest.approx(0.01)
+    assert lr_at(s, 48_000) == pytest.approx(0.001)
+
+
+def test_cosine_schedule_with_warmup():
+    s = rk.LRSchedule("cosine", 0.1, 1000, warmup_steps=100)
+    assert lr_at(s, 0) == pytest.approx(0.001)
+    assert lr_at(s, 49) == pytest.approx(0.05)
+    assert lr_at(s, 500) == pytest.approx(0.05, rel=1e-4)
+    assert lr_at(s, 1000) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_schedule_survives_serialisation():
+    s = rk.LRSchedule("step", 0.1, 1000, 10, (0.3, 0.6), 0.2)
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(s))
+    assert again.get_config() == s.get_config()
+
+
+def test_stop_on_nan_raises_with_position():
+    cb = rk.StopOnNaN()
+    cb.on_epoch_begin(2)
+    cb.on_train_batch_end(0, {"loss": 1.0})
+    with pytest.raises(rk.TrainingDiverged, match="loss became nan at epoch 3, batch 5"):
+        cb.on_train_batch_end(4, {"loss": math.nan})
+
+
+def small(tiny_data, **kw):
+    return rk.load_dataset("cifar10", tiny_data, validation_split=0.2, **kw)
+
+
+def test_train_writes_history_and_best_model(tiny_data, tmp_path):
+    rk.set_seed(0)
+    model = rk.build_resnet(1)
+    hist = rk.train(model, small(tiny_data), str(tmp_path), epochs=2, batch_size=16, optimizer="sgd",
+                    learning_rate=0.05, schedule="cosine", verbose=0)
+    assert hist["epoch"].tolist() == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "time_s"} <= set(hist.columns)
+    on_disk = pd.read_csv(tmp_path / "history.csv")
+    pd.testing.assert_frame_equal(on_disk, hist, check_dtype=False)
+    assert (tmp_path / "best.h5").exists()
+
+
+def test_resume_continues_from_last_completed_epoch(tiny_data, tmp_path):
+    data = small(tiny_data)
+    rk.set_seed(0)
+    rk.train(rk.build_resnet(1), data, str(tmp_path), epochs=2, batch_size=16, verbose=0)
+    rk.set_seed(0)
+    model = rk.build_resnet(1)
+    hist = rk.train(model, data, str(tmp_path), epochs=3, batch_size=16, verbose=0)
+    assert hist["epoch"].tolist() == [1, 2, 3]
+    assert pd.read_csv(tmp_path / "history.csv")["epoch"].tolist() == [1, 2, 3]
+
+
+def test_divergence_fails_the_run(tiny_data, tmp_path):
+    rk.set_seed(0)
+    with pytest.raises(rk.TrainingDiverged):
+        rk.train(rk.build_resnet(1), small(tiny_data), str(tmp_path), epochs=3, batch_size=8, optimizer="sgd",
+                 learning_rate=1e12, verbose=0)
+
+
+def test_h5_model_reloads_with_identical_predictions(tiny_data, tmp_path):
+    data = small(tiny_data)
+    rk.set_seed(1)
+    model = rk.build_resnet(1, shortcut="zero_pad", version="v2", weight_decay=1e-4)
+    rk.train(model, data, str(tmp_path), epochs=1, batch_size=16, optimizer="sgd", learning_rate=0.1,
+             schedule="step", warmup_epochs=1, verbose=0)
+    path = str(tmp_path / "model.h5")
+    rk.save_h5(model, path)
+    again = rk.load_h5(path)
+    x = data.x_test.astype("float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), again.predict(x, verbose=0))
+
+
+def test_save_h5_rejects_other_extensions(tmp_path):
+    with pytest.raises(ConfigError, match="must end in .h5"):
+        rk.save_h5(rk.build_resnet(1), str(tmp_path / "model.keras"))
+
+
+def test_evaluate_reports_accuracy_and_predictions(tiny_data):
+    data = small(tiny_data)
+    result = rk.evaluate(rk.build_resnet(1), data.x_test, data.y_test)
+    assert result["predictions"].shape == data.y_test.shape
+    assert result["accuracy"] == pytest.approx(np.mean(result["predictions"] == data.y_test))
