@@ -13,7 +13,7 @@ export RESNET_KERAS_DATA ?= $(if $(wildcard $(SHARED_DATA)/unpack),$(CURDIR)/dat
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv data test demo clean
+.PHONY: help venv data test demo sweep notebooks lab clean
 
 help:
 	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N] [FORCE=1]  run the experiments into outputs/"
@@ -35,6 +35,18 @@ data:
 
 test: venv data
 	$(PY) -m pytest
+
+sweep: venv data notebooks
+	@if [ "$(PROFILE)" = smoke ]; then $(PY) -m resnet_keras.data tiny outputs/.tiny-cifar >/dev/null; fi
+	$(PY) -m resnet_keras.sweep --profile $(PROFILE) --jobs $(JOBS) $(if $(FORCE),--force)
+
+# Paired .ipynb copies of the Jupytext notebooks (git-ignored), for JupyterLab
+# and `papermill --help-notebook notebooks/q1_scratch.ipynb`.
+notebooks: venv
+	@for f in notebooks/*.py; do [ "$${f%.py}.ipynb" -nt "$$f" ] || $(VENV)/bin/jupytext -q --to ipynb "$$f"; done
+
+lab: venv data notebooks
+	$(VENV)/bin/jupyter lab notebooks/
 
 demo: venv data
 	$(PY) -m resnet_keras.demo

@@ -1,35 +1,38 @@
-"""Residual networks on CIFAR-10/100 with Keras 3: models, data, training, sweeps."""
+"""Residual networks on CIFAR-10/100 with Keras 3: models, data, training, sweeps.
 
+Names are imported on first use, so `resnet_keras.params` and the sweep start
+without loading TensorFlow; `import resnet_keras as rk; rk.build_resnet(3)`
+works as usual.
+"""
+
+import importlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of reports
 
-from resnet_keras.data import CifarBatches, CifarData, DataNotFoundError, augment_batch, load_dataset  # noqa: E402
-from resnet_keras.errors import ConfigError  # noqa: E402
-from resnet_keras.models import (  # noqa: E402
-    bottleneck_block,
-    build_imagenet_resnet,
-    build_resnet,
-    build_transfer_model,
-    count_params,
-    count_weight_layers,
-    preact_block,
-    residual_block,
-    resnet18,
-    resnet34,
-    resnet50,
-    unfreeze_top,
-)
-from resnet_keras.training import (  # noqa: E402
-    LRSchedule,
-    StopOnNaN,
-    TrainingDiverged,
-    evaluate,
-    load_h5,
-    make_optimizer,
-    save_h5,
-    set_seed,
-    train,
-)
-
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "data": ["CifarBatches", "CifarData", "DataNotFoundError", "augment_batch", "load_dataset"],
+    "errors": ["ConfigError"],
+    "models": ["bottleneck_block", "build_imagenet_resnet", "build_resnet", "build_transfer_model", "count_params",
+               "count_weight_layers", "preact_block", "residual_block", "resnet18", "resnet34", "resnet50",
+               "unfreeze_top"],
+    "training": ["LRSchedule", "StopOnNaN", "TrainingDiverged", "evaluate", "load_h5", "make_optimizer", "save_h5",
+                 "set_seed", "train"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"resnet_keras.{_WHERE[name]}"), name)
+    try:
+        return importlib.import_module(f"resnet_keras.{name}")
+    except ModuleNotFoundError:
+        raise AttributeError(f"module 'resnet_keras' has no attribute {name!r}") from None
+
+
+def __dir__():
+    return __all__

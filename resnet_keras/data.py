@@ -227,3 +227,48 @@ class CifarBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         self.set_epoch(self.epoch + 1)
+
+
+def write_tiny_cifar(root, per_class=6, test_per_class=3, seed=0):
+    """Write tiny CIFAR-10 and CIFAR-100 folders in the official layout under `root`.
+
+    For tests and the smoke profile: `per_class` train and `test_per_class`
+    test images per class (CIFAR-100: a third of that, at least 1), whose
+    colour depends on the class so that a network can learn them. The files
+    use bytes keys and 5 CIFAR-10 batches, like the official archives.
+    """
+    rng = np.random.default_rng(seed)
+
+    def images(labels, k):
+        base = (labels[:, None] * (255 // k)).astype(np.int32)
+        return np.clip(base + rng.integers(0, 40, size=(len(labels), 3072)), 0, 255).astype(np.uint8)
+
+    def dump(path, obj):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            pickle.dump(obj, f)
+
+    c10 = os.path.join(root, "cifar-10-batches-py")
+    labels = np.tile(np.arange(10), per_class)
+    for i, part in enumerate(np.array_split(labels, 5), start=1):
+        dump(os.path.join(c10, f"data_batch_{i}"), {b"data": images(part, 10), b"labels": part.tolist()})
+    test = np.tile(np.arange(10), test_per_class)
+    dump(os.path.join(c10, "test_batch"), {b"data": images(test, 10), b"labels": test.tolist()})
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    dump(os.path.join(c10, "batches.meta"), {b"label_names": [n.encode() for n in names]})
+    c100 = os.path.join(root, "cifar-100-python")
+    for split, k in (("train", max(per_class // 3, 1)), ("test", max(test_per_class // 3, 1))):
+        fine = np.tile(np.arange(100), k)
+        dump(os.path.join(c100, split), {b"data": images(fine, 100), b"fine_labels": fine.tolist(),
+                                         b"coarse_labels": (fine // 5).tolist()})
+    dump(os.path.join(c100, "meta"), {b"fine_label_names": [f"class{i:02d}".encode() for i in range(100)],
+                                      b"coarse_label_names": [f"superclass{i:02d}".encode() for i in range(20)]})
+    return root
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "tiny":
+        sys.exit("usage: python -m resnet_keras.data tiny DEST   (writes tiny CIFAR folders for smoke runs)")
+    print(f"tiny CIFAR data in {write_tiny_cifar(sys.argv[2])}")

@@ -1,0 +1,117 @@
+"""Short-run learning: our Keras ResNet-20 against the same network in eager PyTorch.
+
+Same data (first 500 train images per class of the real CIFAR-10, 200 test
+images per class), same batch order, same recipe (Adam 1e-3, batch 64, no
+augmentation), same architecture (ResNet-20, projection shortcuts). Three
+contenders: ours (BN momentum 0.9, epsilon 1e-5), ours with Keras' default
+batch norm (momentum 0.99, epsilon 1e-3), and PyTorch (its defaults, He-normal
+convolutions as in the reference CIFAR code). Prints test accuracy per epoch
+and writes outputs/bench/parity.csv.
+
+    .venv/bin/pip install torch==2.13.0   # benchmark-only, CPU build
+    .venv/bin/python benchmarks/torch_parity.py [--epochs 6] [--seeds 0 1]
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+import resnet_keras as rk
+
+MEAN, STD = np.array(rk.models.CIFAR10_MEAN), np.array(rk.models.CIFAR10_STD)
+
+
+def keras_run(data, order, epochs, seed, momentum, epsilon):
+    import keras
+    rk.set_seed(seed)
+    model = rk.build_resnet(3, bn_momentum=momentum, bn_epsilon=epsilon)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    accs = []
+    for e in range(epochs):
+        for idx in order[e]:
+            model.train_on_batch(data.x_train[idx].astype("float32"), data.y_train[idx])
+        accs.append(rk.evaluate(model, data.x_test, data.y_test)["accuracy"])
+    return accs
+
+
+def torch_run(data, order, epochs, seed):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+            self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+            self.sc = nn.Sequential()
+            if stride != 1 or cin != cout:
+                self.sc = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = torch.relu(self.b1(self.c1(x)))
+            return torch.relu(self.b2(self.c2(y)) + self.sc(x))
+
+    layers, cin = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
+    for cout, stride in ((16, 1), (32, 2), (64, 2)):
+        for b in range(3):
+            layers.append(Block(cin, cout, stride if b == 0 else 1))
+            cin = cout
+    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+
+    def tensor(x):
+        return torch.from_numpy(((x - MEAN) / STD).astype(np.float32)).permute(0, 3, 1, 2).contiguous()
+
+    x_test = tensor(data.x_test)
+    accs = []
+    for e in range(epochs):
+        net.train()
+        for idx in order[e]:
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(net(tensor(data.x_train[idx])), torch.from_numpy(
+                data.y_train[idx]).long())
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            pred = torch.cat([net(x_test[i:i + 500]).argmax(1) for i in range(0, len(x_test), 500)]).numpy()
+        accs.append(float(np.mean(pred == data.y_test)))
+    return accs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    args = ap.parse_args()
+    data = rk.load_dataset("cifar10", per_class=500, test_per_class=200)
+    rows = []
+    for seed in args.seeds:
+        rng = np.random.default_rng(seed)
+        order = [np.array_split(rng.permutation(len(data.y_train)), len(data.y_train) // 64)
+                 for _ in range(args.epochs)]
+        runs = {"keras (ours: BN 0.9/1e-5)": lambda: keras_run(data, order, args.epochs, seed, 0.9, 1e-5),
+                "keras (Keras BN defaults 0.99/1e-3)": lambda: keras_run(data, order, args.epochs, seed, 0.99, 1e-3),
+                "pytorch (eager, defaults)": lambda: torch_run(data, order, args.epochs, seed)}
+        for name, run in runs.items():
+            t = time.perf_counter()
+            accs = run()
+            rows.append({"seed": seed, "contender": name, **{f"epoch{e + 1}": a for e, a in enumerate(accs)},
+                         "seconds": round(time.perf_counter() - t)})
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    os.makedirs("outputs/bench", exist_ok=True)
+    table.to_csv("outputs/bench/parity.csv", index=False)
+    print(table.to_markdown(index=False) if hasattr(table, "to_markdown") else table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

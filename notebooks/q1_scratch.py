@@ -1,0 +1,113 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Q1: a ResNet-20 trained from scratch on CIFAR-10
+#
+# The CIFAR ResNet of He et al. (2015, section 4.2): a 3x3 stem, three stages of
+# `n` residual blocks with 16, 32 and 64 filters, global average pooling and a
+# softmax classifier, 6n+2 weight layers in all (n=3 gives ResNet-20). It is
+# trained from random initialisation with the standard augmentation (4-pixel
+# padding, random 32x32 crop, horizontal flip). This report shows the learning
+# curves, the test accuracy and the confusion matrix; the trained model is saved
+# as `model.h5` beside it.
+
+# %% tags=["parameters"]
+dataset = "cifar10"  # cifar10 or cifar100
+label_mode = "fine"  # cifar100 only: fine (100 classes) or coarse (20)
+data_dir = None  # folder with the official CIFAR python layout; None: $RESNET_KERAS_DATA or Keras' cache
+per_class = None  # train only on the first k images of each class (None: all)
+test_per_class = None  # evaluate on the first k test images of each class (None: all)
+validation_split = 0.1  # fraction of each class held out for validation
+n = 3  # blocks per stage; depth is 6n+2
+version = "v1"  # v1 (post-activation) or v2 (pre-activation)
+shortcut = "projection"  # projection (1x1 conv) or zero_pad (the paper's option A)
+width = 1  # filter multiplier
+plain = False  # no shortcuts at all (the plain baseline)
+dropout = 0.0  # dropout rate before the classifier
+weight_decay = 1e-4  # coupled L2 on the kernels
+optimizer = "adam"  # sgd, adam or rmsprop
+learning_rate = 0.001  # initial learning rate
+momentum = 0.9  # sgd only
+nesterov = False  # sgd only
+schedule = "constant"  # constant, step (x0.1 at 50% and 75%) or cosine
+warmup_epochs = 0  # linear warm-up epochs
+epochs = 20  # training epochs
+batch_size = 128  # images per step
+augment = True  # pad-4 random crop and horizontal flip
+seed = 0  # seed for weights, data order and augmentation
+out_dir = "outputs/q1/dev"  # where the artefacts go (the sweep sets it)
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import os
+
+import resnet_keras as rk
+from resnet_keras import plots, report
+
+os.makedirs(out_dir, exist_ok=True)
+rk.set_seed(seed)
+
+# %% [markdown]
+# ## Prepare the data
+#
+# Images stay uint8 until the model's first layer, which normalises each channel
+# with the statistics of the training images.
+
+# %%
+data = rk.load_dataset(dataset, data_dir, label_mode=label_mode, validation_split=validation_split,
+                       per_class=per_class, test_per_class=test_per_class)
+mean, std = data.channel_stats()
+print(f"{dataset}: {len(data.y_train)} train, {len(data.y_val)} validation, {len(data.y_test)} test images, "
+      f"{data.num_classes} classes")
+
+# %% [markdown]
+# ## Build the model
+
+# %%
+model = rk.build_resnet(n, data.num_classes, version=version, shortcut=shortcut, width=width, plain=plain,
+                        dropout=dropout, weight_decay=weight_decay, mean=mean, std=std)
+print(f"{model.name}: {rk.count_params(model):,} trainable parameters, "
+      f"{rk.count_weight_layers(model)} weight layers")
+
+# %% [markdown]
+# ## Train
+#
+# One line per epoch. An interrupted run continues from its last completed epoch.
+
+# %%
+history = rk.train(model, data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                   learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, schedule=schedule,
+                   warmup_epochs=warmup_epochs, augment=augment, seed=seed)
+fig = plots.plot_history(history, f"{model.name} on {dataset}")
+plots.save_figure(fig, f"{out_dir}/curves.png")
+
+# %% [markdown]
+# ## Evaluate on the test set
+
+# %%
+test = rk.evaluate(model, data.x_test, data.y_test)
+print(f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}")
+fig = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
+plots.save_figure(fig, f"{out_dir}/confusion.png")
+
+# %% [markdown]
+# ## Save
+
+# %%
+rk.save_h5(model, f"{out_dir}/model.h5")
+report.write_run_results(out_dir, report.run_summary(
+    history, test, model, dataset=dataset, depth=6 * n + 2, optimizer=optimizer, batch_size=batch_size,
+    epochs=epochs, learning_rate=learning_rate, seed=seed))

@@ -1,0 +1,89 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Q2: one point of the depth x optimizer grid
+#
+# Each run of this notebook trains one CIFAR ResNet (depth 6n+2) with one
+# optimizer and batch size on CIFAR-10 or CIFAR-100. The sweep runs every point
+# of the grid in `params/q2_grid.yaml` (by default the assignment's three
+# configurations: n=7 RMSprop batch 128, n=7 Adam batch 64, n=5 SGD momentum 0.9
+# batch 256, on both data sets) and compares them all in `outputs/index.html`.
+
+# %% tags=["parameters"]
+dataset = "cifar10"  # cifar10 or cifar100
+label_mode = "fine"  # cifar100 only: fine (100 classes) or coarse (20)
+data_dir = None  # folder with the official CIFAR python layout; None: $RESNET_KERAS_DATA or Keras' cache
+per_class = None  # train only on the first k images of each class (None: all)
+test_per_class = None  # evaluate on the first k test images of each class (None: all)
+validation_split = 0.1  # fraction of each class held out for validation
+n = 7  # blocks per stage; depth is 6n+2
+version = "v1"  # v1 (post-activation) or v2 (pre-activation)
+shortcut = "projection"  # projection (1x1 conv) or zero_pad (the paper's option A)
+weight_decay = 1e-4  # coupled L2 on the kernels
+optimizer = "rmsprop"  # sgd, adam or rmsprop
+learning_rate = 0.001  # initial learning rate
+momentum = 0.9  # sgd only
+nesterov = False  # sgd only
+schedule = "constant"  # constant, step (x0.1 at 50% and 75%) or cosine
+warmup_epochs = 0  # linear warm-up epochs
+epochs = 20  # training epochs
+batch_size = 128  # images per step
+augment = True  # pad-4 random crop and horizontal flip
+seed = 0  # seed for weights, data order and augmentation
+out_dir = "outputs/q2/dev"  # where the artefacts go (the sweep sets it)
+
+# %% [markdown]
+# ## Setup and data
+
+# %%
+import os
+
+import resnet_keras as rk
+from resnet_keras import plots, report
+
+os.makedirs(out_dir, exist_ok=True)
+rk.set_seed(seed)
+data = rk.load_dataset(dataset, data_dir, label_mode=label_mode, validation_split=validation_split,
+                       per_class=per_class, test_per_class=test_per_class)
+mean, std = data.channel_stats()
+print(f"{dataset}: {len(data.y_train)} train, {len(data.y_val)} validation, {len(data.y_test)} test images")
+
+# %% [markdown]
+# ## Model
+
+# %%
+model = rk.build_resnet(n, data.num_classes, version=version, shortcut=shortcut, weight_decay=weight_decay,
+                        mean=mean, std=std)
+print(f"{model.name}: {rk.count_params(model):,} trainable parameters; {optimizer}, batch {batch_size}")
+
+# %% [markdown]
+# ## Train
+
+# %%
+history = rk.train(model, data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                   learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, schedule=schedule,
+                   warmup_epochs=warmup_epochs, augment=augment, seed=seed)
+fig = plots.plot_history(history, f"{model.name}, {optimizer}, batch {batch_size}, {dataset}")
+plots.save_figure(fig, f"{out_dir}/curves.png")
+
+# %% [markdown]
+# ## Evaluate and save
+
+# %%
+test = rk.evaluate(model, data.x_test, data.y_test)
+print(f"test accuracy {test['accuracy']:.4f}")
+rk.save_h5(model, f"{out_dir}/model.h5")
+report.write_run_results(out_dir, report.run_summary(
+    history, test, model, dataset=dataset, depth=6 * n + 2, optimizer=optimizer, batch_size=batch_size,
+    epochs=epochs, learning_rate=learning_rate, seed=seed))

@@ -1,0 +1,253 @@
+"""Run definitions: YAML files in `params/`, expanded into validated runs.
+
+A file describes one question:
+
+    question: q2                       # outputs go to outputs/<question>/<run>/
+    notebook: notebooks/q2_grid.py     # a Jupytext notebook with a `parameters` cell
+    name: "{dataset}-n{n}-{optimizer}" # run name, formatted with the run's parameters
+    parameters: {epochs: 20, ...}      # every run
+    grid:                              # optional: one run per point of the product
+      dataset: [cifar10, cifar100]     #   a list of values for one parameter, or
+      config: [{n: 7, optimizer: adam}, ...]  # a list of mappings that set several together
+    profiles:                          # overrides per profile, applied last; a key
+      quick: {epochs: 3, per_class: 100} # that names a grid axis replaces that axis
+
+Everything is checked here, before anything runs: parameter names against the
+notebook's `parameters` cell, values against `SCHEMA`. YAML is read with
+`yaml.safe_load`, so a params file cannot execute code.
+"""
+
+import ast
+import dataclasses
+import glob
+import itertools
+import os
+
+import yaml
+
+from resnet_keras.errors import ConfigError
+
+PROFILES = ("full", "quick", "smoke")
+FILE_KEYS = ("question", "notebook", "name", "parameters", "grid", "profiles", "description")
+RESERVED = ("out_dir",)  # set by the sweep, never by a params file
+
+
+def _choice(*options):
+    def check(v):
+        return v in options, "one of " + ", ".join(repr(o) for o in options)
+    return check
+
+
+def _int(minimum, optional=False):
+    def check(v):
+        ok = (v is None and optional) or (type(v) is int and v >= minimum)
+        return ok, f"an integer >= {minimum}" + (" or null" if optional else "")
+    return check
+
+
+def _float(minimum, maximum=None, above=False):
+    def check(v):
+        ok = type(v) in (int, float) and v == v and (v > minimum if above else v >= minimum)
+        ok = ok and (maximum is None or v <= maximum)
+        bounds = f"{'>' if above else '>='} {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+        return ok, f"a number {bounds}"
+    return check
+
+
+def _bool(v):
+    return type(v) is bool, "true or false"
+
+
+def _data_dir(v):
+    return v is None or (isinstance(v, str) and os.path.isdir(v)), "null or an existing folder"
+
+
+def _weights(v):
+    if v in ("imagenet", "none"):
+        return True, ""
+    ok = isinstance(v, str) and os.path.isfile(v) and _is_hdf5(v)
+    return ok, "'imagenet', 'none' or the path of an existing HDF5 weights file"
+
+
+def _is_hdf5(path):
+    import h5py
+    return h5py.is_hdf5(path)
+
+
+SCHEMA = {
+    "dataset": _choice("cifar10", "cifar100"),
+    "label_mode": _choice("fine", "coarse"),
+    "data_dir": _data_dir,
+    "per_class": _int(1, optional=True),
+    "test_per_class": _int(1, optional=True),
+    "validation_split": _float(0.0, 0.9),
+    "n": _int(1),
+    "version": _choice("v1", "v2"),
+    "shortcut": _choice("projection", "zero_pad"),
+    "width": _int(1),
+    "plain": _bool,
+    "dropout": _float(0.0, 0.99),
+    "weight_decay": _float(0.0),
+    "optimizer": _choice("sgd", "adam", "rmsprop"),
+    "learning_rate": _float(0.0, above=True),
+    "momentum": _float(0.0, 1.0),
+    "nesterov": _bool,
+    "schedule": _choice("constant", "step", "cosine"),
+    "warmup_epochs": _int(0),
+    "epochs": _int(1),
+    "batch_size": _int(1),
+    "augment": _bool,
+    "seed": _int(0),
+    "weights": _weights,
+    "resize": _int(32, optional=True),
+    "head_units": _int(1),
+    "fine_tune_epochs": _int(0),
+    "fine_tune_fraction": _float(0.0, 1.0, above=True),
+    "fine_tune_learning_rate": _float(0.0, above=True),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One execution of a notebook with fixed parameters."""
+
+    question: str
+    name: str
+    notebook: str
+    parameters: dict
+    source: str  # the params file it came from
+
+    @property
+    def key(self):
+        return f"{self.question}/{self.name}"
+
+
+def notebook_parameters(path):
+    """Names and defaults of the `parameters` cell of a Jupytext notebook."""
+    import jupytext
+
+    nb = jupytext.read(path)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ConfigError(f"notebook {path!r} has {len(cells)} cells tagged 'parameters'; it needs exactly one")
+    defaults = {}
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            defaults[node.targets[0].id] = ast.literal_eval(node.value)
+    return defaults
+
+
+def load_file(path):
+    """Parse one params file (safely) into a dict, with one-line errors."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror}); check the path and its permissions") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: is not valid YAML{where}; fix the syntax") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: must be a mapping with keys {', '.join(FILE_KEYS)}")
+    unknown = sorted(set(spec) - set(FILE_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; accepted keys are {', '.join(FILE_KEYS)}")
+    for key in ("question", "notebook"):
+        if not isinstance(spec.get(key), str) or not spec[key]:
+            raise ConfigError(f"{path}: {key!r} must be a non-empty string")
+    for key in ("parameters", "grid", "profiles"):
+        if not isinstance(spec.get(key, {}) or {}, dict):
+            raise ConfigError(f"{path}: {key!r} must be a mapping")
+    return spec
+
+
+def expand(path, profile, root="."):
+    """The runs of one params file under `profile`, validated."""
+    if profile not in PROFILES:
+        raise ConfigError(f"profile={profile!r} is not accepted; use one of {', '.join(PROFILES)}")
+    spec = load_file(path)
+    notebook = os.path.join(root, spec["notebook"])
+    if not os.path.isfile(notebook):
+        raise ConfigError(f"{path}: notebook {spec['notebook']!r} does not exist")
+    accepted = notebook_parameters(notebook)
+    base = spec.get("parameters") or {}
+    grid = spec.get("grid") or {}
+    override = (spec.get("profiles") or {}).get(profile) or {}
+    if not isinstance(override, dict):
+        raise ConfigError(f"{path}: profile {profile!r} must be a mapping of parameters")
+    grid = {**grid, **{k: v for k, v in override.items() if k in grid}}
+    override = {k: v for k, v in override.items() if k not in grid}
+    unknown_profiles = sorted(set(spec.get("profiles") or {}) - set(PROFILES))
+    if unknown_profiles:
+        raise ConfigError(f"{path}: profile {unknown_profiles[0]!r} is not accepted; use {', '.join(PROFILES)}")
+    runs = []
+    for point in _grid_points(path, grid):
+        params = {**base, **point, **override}
+        name = _run_name(path, spec.get("name"), params)
+        for key, value in params.items():
+            _check_parameter(path, name, key, value, accepted)
+        runs.append(Run(spec["question"], name, spec["notebook"], params, path))
+    names = [r.name for r in runs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{path}: run name {dupes[0]!r} is used by several grid points; put the parameters "
+                          f"that differ into 'name'")
+    return runs
+
+
+def _grid_points(path, grid):
+    axes = []
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{path}: grid axis {key!r} must be a non-empty list, got {values!r}")
+        if all(isinstance(v, dict) for v in values):
+            axes.append(values)
+        elif any(isinstance(v, dict) for v in values):
+            raise ConfigError(f"{path}: grid axis {key!r} mixes mappings and plain values; use one kind")
+        else:
+            axes.append([{key: v} for v in values])
+    for combo in itertools.product(*axes):
+        point = {}
+        for part in combo:
+            point.update(part)
+        yield point
+
+
+def _run_name(path, template, params):
+    if template is None:
+        return "default"
+    try:
+        name = str(template).format(**params)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(f"{path}: name {template!r} cannot be formatted ({e}); use {{parameter}} fields "
+                          f"of parameters the runs set") from None
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise ConfigError(f"{path}: run name {name!r} is not accepted; use letters, digits, '-', '_' and '.'")
+    return name
+
+
+def _check_parameter(path, run, key, value, accepted):
+    where = f"{path}: run {run!r}: parameter {key!r}"
+    if key in RESERVED:
+        raise ConfigError(f"{where} is set by the sweep; remove it")
+    if key not in accepted:
+        raise ConfigError(f"{where} is unknown; accepted: {', '.join(sorted(k for k in accepted if k not in RESERVED))}")
+    ok, expected = SCHEMA[key](value)
+    if not ok:
+        raise ConfigError(f"{where} = {value!r} is not accepted; use {expected}")
+
+
+def plan(params_dir, profile, root=".", only=None):
+    """All runs of every `*.yaml` in `params_dir` (or only those of `only` files)."""
+    files = sorted(glob.glob(os.path.join(params_dir, "*.yaml")))
+    if only:
+        files = [f for f in files if os.path.splitext(os.path.basename(f))[0] in only]
+    if not files:
+        raise ConfigError(f"no params files found in {params_dir!r}" + (f" matching {only}" if only else ""))
+    runs = [run for f in files for run in expand(f, profile, root)]
+    keys = [r.key for r in runs]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise ConfigError(f"run {k!r} is defined twice; give the params files different 'question' values")
+    return runs

@@ -1,0 +1,255 @@
+"""Run every experiment of a profile with papermill, incrementally.
+
+    python -m resnet_keras.sweep --profile quick --jobs 2 [--force] [--only q1_scratch]
+
+For each run (see `params.py`) the notebook is executed into
+`outputs/<question>/<run>/` with these products:
+
+    notebook.ipynb  the executed notebook        report.html   the same, without code
+    model.h5        the trained model            history.csv   one row per epoch
+    curves.png      learning curves              metrics.json  key figures; written last
+
+A run is complete when `metrics.json` exists and records the current hash of
+the notebook, the parameters and the `resnet_keras` sources; complete runs
+are skipped. An interrupted run resumes from its last epoch; a run whose hash
+changed starts afresh. A failed run writes `error.json` instead and the sweep
+goes on. At the end `outputs/index.html` and `outputs/results.csv` summarise
+every run.
+
+Runs are independent tasks submitted to a `concurrent.futures.Executor`
+(a local process pool by default). Any executor with the same interface can
+take its place, e.g. Dask's `distributed.Client(...).get_executor()`, to spread
+a sweep over several machines sharing the `outputs/` folder.
+"""
+
+import argparse
+import concurrent.futures
+import glob
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+import time
+import traceback
+
+from resnet_keras.errors import ConfigError
+from resnet_keras.files import atomic_path, write_json, write_text
+from resnet_keras.params import plan
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+PRODUCTS = ("notebook.ipynb", "report.html", "model.h5", "history.csv", "curves.png", "metrics.json")
+
+
+def run_dir(outputs, run):
+    return os.path.join(outputs, run.question, run.name)
+
+
+def run_hash(run, root="."):
+    """Hash of what determines a run's results: notebook, parameters, package source."""
+    h = hashlib.sha256()
+    with open(os.path.join(root, run.notebook), "rb") as f:
+        h.update(f.read())
+    h.update(json.dumps(run.parameters, sort_keys=True).encode())
+    for path in sorted(glob.glob(os.path.join(PACKAGE_DIR, "*.py"))):
+        with open(path, "rb") as f:
+            h.update(os.path.basename(path).encode() + f.read())
+    return h.hexdigest()[:16]
+
+
+def is_complete(folder, digest):
+    """True when every product exists and metrics.json records `digest`."""
+    if not all(os.path.isfile(os.path.join(folder, p)) for p in PRODUCTS):
+        return False
+    try:
+        with open(os.path.join(folder, "metrics.json")) as f:
+            return json.load(f).get("hash") == digest
+    except (OSError, ValueError):
+        return False
+
+
+def _strip_ansi(text):
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def _error_location(tb_lines):
+    """The innermost 'File ..., line N' or notebook cell of a traceback."""
+    where = ""
+    for line in map(_strip_ansi, tb_lines):
+        m = re.search(r'File "?([^",]+)"?, line (\d+)', line) or re.search(r"(Cell In\[\d+\]), line (\d+)", line)
+        if m:
+            where = f"{m.group(1)}:{m.group(2)}"
+    return where
+
+
+def _export_html(nb_path, html_path, title):
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4), resources={"metadata": {"name": title}})
+    write_text(html_path, body)
+
+
+def execute_run(run, outputs, digest, root="."):
+    """Execute one run in its folder; return a result dict (never raises).
+
+    A standalone function of picklable arguments, so that any executor can run it.
+    """
+    import jupytext
+    import papermill
+
+    folder = os.path.abspath(run_dir(outputs, run))
+    os.makedirs(folder, exist_ok=True)
+    for stale in ("metrics.json", "error.json"):
+        if os.path.exists(os.path.join(folder, stale)):
+            os.remove(os.path.join(folder, stale))
+    plan_file = os.path.join(folder, ".plan.json")
+    if os.path.exists(plan_file):
+        with open(plan_file) as f:
+            if json.load(f).get("hash") != digest:  # parameters or code changed: do not resume
+                for entry in os.listdir(folder):
+                    path = os.path.join(folder, entry)
+                    shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    write_json(plan_file, {"hash": digest, "run": run.key, "parameters": run.parameters})
+    start = time.time()
+    nb_path = os.path.join(folder, "notebook.ipynb")
+    error = None
+    try:
+        nb = jupytext.read(os.path.join(root, run.notebook))
+        with atomic_path(nb_path) as tmp:
+            try:
+                papermill.execute_notebook(nb, tmp, parameters={**run.parameters, "out_dir": folder},
+                                           kernel_name="python3", progress_bar=False, cwd=os.path.abspath(root))
+            except papermill.PapermillExecutionError as e:
+                error = {"error": f"{e.ename}: {_strip_ansi(str(e.evalue))}".strip(),
+                         "where": _error_location(e.traceback), "cell": e.exec_count}
+        _export_html(nb_path, os.path.join(folder, "report.html"), f"{run.key}")
+    except Exception as e:  # a sweep must survive anything one run does
+        error = error or {"error": f"{type(e).__name__}: {e}", "where": _error_location(
+            traceback.format_exception(e)), "cell": None}
+    elapsed = round(time.time() - start, 1)
+    if error is None:
+        try:
+            with open(os.path.join(folder, "results.json")) as f:
+                results = json.load(f)
+            missing = [p for p in PRODUCTS[:-1] if not os.path.isfile(os.path.join(folder, p))]
+            if missing:
+                raise FileNotFoundError(f"the notebook did not write {', '.join(missing)}")
+        except (OSError, ValueError) as e:
+            error = {"error": f"{type(e).__name__}: {e}", "where": run.notebook, "cell": None}
+    record = {"run": run.key, "question": run.question, "name": run.name, "hash": digest, "elapsed_s": elapsed,
+              "parameters": run.parameters, "notebook": run.notebook, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if error:
+        record.update(status="failed", **error)
+        write_json(os.path.join(folder, "error.json"), record)
+    else:
+        record.update(status="ok", results=results)
+        write_json(os.path.join(folder, "metrics.json"), record)  # the commit point of the run
+        shutil.rmtree(os.path.join(folder, ".resume"), ignore_errors=True)
+        shutil.rmtree(os.path.join(folder, "finetune", ".resume"), ignore_errors=True)
+    return record
+
+
+def _fmt(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=None, log=print):
+    """Execute the runs that are not up to date; return {run key: record}.
+
+    `executor`: any `concurrent.futures.Executor`; default a process pool of `jobs`.
+    """
+    todo, records = [], {}
+    for run in runs:
+        digest = run_hash(run, root)
+        folder = run_dir(outputs, run)
+        if not force and is_complete(folder, digest):
+            with open(os.path.join(folder, "metrics.json")) as f:
+                records[run.key] = {**json.load(f), "skipped": True}
+            log(f"up to date  {run.key}")
+        else:
+            todo.append((run, digest))
+    if not todo:
+        return records
+    own = executor is None
+    if own:
+        executor = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    start, done, durations = time.time(), 0, []
+    try:
+        futures = {}
+        for i, (run, digest) in enumerate(todo, 1):
+            futures[executor.submit(execute_run, run, outputs, digest, root)] = run
+            if i <= jobs:
+                log(f"[{i}/{len(todo)}] start {run.key}")
+        for future in concurrent.futures.as_completed(futures):
+            run = futures[future]
+            done += 1
+            try:
+                record = future.result()
+            except Exception as e:  # the worker itself died
+                record = {"run": run.key, "question": run.question, "name": run.name, "status": "failed",
+                          "error": f"{type(e).__name__}: {e}", "where": "sweep worker", "parameters": run.parameters}
+            records[run.key] = record
+            durations.append(record.get("elapsed_s", 0))
+            remaining = len(todo) - done
+            eta = sum(durations) / len(durations) * remaining / min(jobs, max(remaining, 1)) if remaining else 0
+            outcome = "ok" if record["status"] == "ok" else f"FAILED: {record['error']}"
+            log(f"[{done}/{len(todo)}] {outcome:<6} {run.key} in {_fmt(record.get('elapsed_s', 0))}; "
+                f"sweep {_fmt(time.time() - start)}, ETA {_fmt(eta)}")
+            if done + jobs <= len(todo):
+                log(f"[{done + jobs}/{len(todo)}] start {todo[done + jobs - 1][0].key}")
+    finally:
+        if own:
+            executor.shutdown(cancel_futures=True)
+    return records
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m resnet_keras.sweep", description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="full", help="full, quick or smoke (default: full)")
+    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel on this machine (default: 1)")
+    ap.add_argument("--force", action="store_true", help="re-run complete runs too")
+    ap.add_argument("--only", nargs="*", help="params files to run, by name (e.g. q1_scratch)")
+    ap.add_argument("--params", default="params", help="folder of params files (default: params)")
+    ap.add_argument("--outputs", default="outputs", help="output folder (default: outputs)")
+    args = ap.parse_args(argv)
+    from resnet_keras.report import write_summary
+
+    try:
+        if args.jobs < 1:
+            raise ConfigError(f"jobs={args.jobs} is not accepted; use an integer >= 1")
+        runs = plan(args.params, args.profile, only=args.only)
+        _check_writable(args.outputs)
+    except ConfigError as e:
+        print(f"sweep: {e}", file=sys.stderr)
+        return 2
+    print(f"sweep: profile {args.profile}, {len(runs)} runs, {args.jobs} at a time", flush=True)
+    records = run_sweep(runs, args.outputs, args.jobs, args.force, log=lambda s: print(s, flush=True))
+    index = write_summary(args.outputs, runs, records)
+    failed = [k for k, r in records.items() if r["status"] != "ok"]
+    ran = sum(not r.get("skipped") for r in records.values())
+    print(f"sweep: {len(records) - len(failed)} ok ({len(records) - ran} up to date), {len(failed)} failed; "
+          f"see {index}")
+    for key in failed:
+        print(f"  failed: {key}: {records[key]['error']} ({records[key].get('where', '')})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _check_writable(outputs):
+    try:
+        os.makedirs(outputs, exist_ok=True)
+        with atomic_path(os.path.join(outputs, ".write-test")) as tmp:
+            with open(tmp, "w") as f:
+                f.write("ok")
+        os.remove(os.path.join(outputs, ".write-test"))
+    except OSError as e:
+        raise ConfigError(f"outputs={outputs!r} is not writable ({e.strerror}); choose a writable folder") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
