@@ -5,6 +5,8 @@ import json
 import os
 import tempfile
 
+from resnet_keras.errors import ConfigError
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -50,3 +52,23 @@ def _jsonable(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+def check_hdf5(what, path, accepted):
+    """Return `path` if it is an intact HDF5 file, else raise a one-line ConfigError.
+
+    `what` names the setting (e.g. "weights"), `accepted` says what would do.
+    """
+    import h5py
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"{what}={path!r} is not a file; use {accepted}")
+    if not h5py.is_hdf5(path):
+        raise ConfigError(f"{what}={path!r} is not an HDF5 file; use {accepted}")
+    try:  # a truncated file has a valid signature but unreadable object headers
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda name, obj: obj.shape if isinstance(obj, h5py.Dataset) else None)
+    except Exception as e:  # h5py raises OSError, KeyError or RuntimeError depending on the damage
+        raise ConfigError(f"{what}={path!r} is truncated or corrupt ({type(e).__name__}); use {accepted}") from None
+    return path

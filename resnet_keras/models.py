@@ -19,6 +19,7 @@ import keras
 from keras import layers
 
 from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
+from resnet_keras.files import check_hdf5
 from resnet_keras.layers import CaffePreprocess, ZeroPadShortcut
 
 SHORTCUTS = ("projection", "zero_pad")
@@ -233,19 +234,10 @@ def resnet50(**kwargs):
 
 
 def check_weights(weights):
-    """Accept "imagenet", None or the path of a readable HDF5 weights file."""
+    """Accept "imagenet", None or the path of an intact HDF5 weights file."""
     if weights is None or weights == "imagenet":
         return weights
-    import os
-
-    import h5py
-
-    path = os.fspath(weights)
-    if not os.path.isfile(path):
-        raise ConfigError(f"weights={path!r} is not a file; use 'imagenet', None or the path of a .h5 weights file")
-    if not h5py.is_hdf5(path):
-        raise ConfigError(f"weights={path!r} is not an HDF5 file; use 'imagenet', None or a .h5 weights file")
-    return path
+    return check_hdf5("weights", weights, "'imagenet', None or the path of an intact .h5 weights file")
 
 
 def build_transfer_model(num_classes, weights="imagenet", input_shape=(32, 32, 3), resize=None, head_units=256,

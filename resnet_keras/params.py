@@ -26,6 +26,7 @@ import os
 import yaml
 
 from resnet_keras.errors import ConfigError
+from resnet_keras.files import check_hdf5
 
 PROFILES = ("full", "quick", "smoke")
 FILE_KEYS = ("question", "notebook", "name", "parameters", "grid", "profiles", "description")
@@ -63,15 +64,14 @@ def _data_dir(v):
 
 
 def _weights(v):
+    accepted = "'imagenet', 'none' or the path of an intact HDF5 weights file"
     if v in ("imagenet", "none"):
-        return True, ""
-    ok = isinstance(v, str) and os.path.isfile(v) and _is_hdf5(v)
-    return ok, "'imagenet', 'none' or the path of an existing HDF5 weights file"
-
-
-def _is_hdf5(path):
-    import h5py
-    return h5py.is_hdf5(path)
+        return True, accepted
+    try:
+        check_hdf5("weights", v, accepted)
+    except (ConfigError, TypeError):
+        return False, accepted
+    return True, accepted
 
 
 SCHEMA = {
@@ -238,13 +238,11 @@ def _check_parameter(path, run, key, value, accepted):
         raise ConfigError(f"{where} = {value!r} is not accepted; use {expected}")
 
 
-def plan(params_dir, profile, root=".", only=None):
-    """All runs of every `*.yaml` in `params_dir` (or only those of `only` files)."""
+def plan(params_dir, profile, root="."):
+    """All runs of every `*.yaml` in `params_dir`, validated."""
     files = sorted(glob.glob(os.path.join(params_dir, "*.yaml")))
-    if only:
-        files = [f for f in files if os.path.splitext(os.path.basename(f))[0] in only]
     if not files:
-        raise ConfigError(f"no params files found in {params_dir!r}" + (f" matching {only}" if only else ""))
+        raise ConfigError(f"no params files found in {params_dir!r}; add <question>.yaml files there")
     runs = [run for f in files for run in expand(f, profile, root)]
     keys = [r.key for r in runs]
     for k in keys:

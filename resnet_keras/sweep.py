@@ -70,6 +70,21 @@ def is_complete(folder, digest):
         return False
 
 
+def load_record(outputs, run, digest):
+    """What is on disk for a run that this sweep did not execute."""
+    folder = run_dir(outputs, run)
+    for name in ("metrics.json", "error.json"):
+        try:
+            with open(os.path.join(folder, name)) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if record.get("hash") != digest:
+            record["status"] = "out of date"
+        return {**record, "skipped": True}
+    return {"run": run.key, "status": "not run", "skipped": True}
+
+
 def _strip_ansi(text):
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
@@ -103,7 +118,8 @@ def execute_run(run, outputs, digest, root="."):
 
     folder = os.path.abspath(run_dir(outputs, run))
     os.makedirs(folder, exist_ok=True)
-    for stale in ("metrics.json", "error.json"):
+    # Not complete any more; temporary files of a killed attempt are garbage.
+    for stale in ("metrics.json", "error.json", *glob.glob(os.path.join(folder, "**", ".*.tmp-*"), recursive=True)):
         if os.path.exists(os.path.join(folder, stale)):
             os.remove(os.path.join(folder, stale))
     plan_file = os.path.join(folder, ".plan.json")
@@ -167,10 +183,8 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
     todo, records = [], {}
     for run in runs:
         digest = run_hash(run, root)
-        folder = run_dir(outputs, run)
-        if not force and is_complete(folder, digest):
-            with open(os.path.join(folder, "metrics.json")) as f:
-                records[run.key] = {**json.load(f), "skipped": True}
+        if not force and is_complete(run_dir(outputs, run), digest):
+            records[run.key] = load_record(outputs, run, digest)
             log(f"up to date  {run.key}")
         else:
             todo.append((run, digest))
@@ -214,7 +228,8 @@ def main(argv=None):
     ap.add_argument("--profile", default="full", help="full, quick or smoke (default: full)")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel on this machine (default: 1)")
     ap.add_argument("--force", action="store_true", help="re-run complete runs too")
-    ap.add_argument("--only", nargs="*", help="params files to run, by name (e.g. q1_scratch)")
+    ap.add_argument("--only", nargs="*", help="run only these params files, by name (e.g. q1_scratch); "
+                    "the index still lists every run")
     ap.add_argument("--params", default="params", help="folder of params files (default: params)")
     ap.add_argument("--outputs", default="outputs", help="output folder (default: outputs)")
     args = ap.parse_args(argv)
@@ -223,14 +238,18 @@ def main(argv=None):
     try:
         if args.jobs < 1:
             raise ConfigError(f"jobs={args.jobs} is not accepted; use an integer >= 1")
-        runs = plan(args.params, args.profile, only=args.only)
+        runs = plan(args.params, args.profile)
+        selected = [r for r in runs if not args.only or os.path.splitext(os.path.basename(r.source))[0] in args.only]
+        if not selected:
+            raise ConfigError(f"only={args.only} matches no params file; use names of files in {args.params}/")
         _check_writable(args.outputs)
     except ConfigError as e:
         print(f"sweep: {e}", file=sys.stderr)
         return 2
-    print(f"sweep: profile {args.profile}, {len(runs)} runs, {args.jobs} at a time", flush=True)
-    records = run_sweep(runs, args.outputs, args.jobs, args.force, log=lambda s: print(s, flush=True))
-    index = write_summary(args.outputs, runs, records)
+    print(f"sweep: profile {args.profile}, {len(selected)} runs, {args.jobs} at a time", flush=True)
+    records = run_sweep(selected, args.outputs, args.jobs, args.force, log=lambda s: print(s, flush=True))
+    others = {r.key: load_record(args.outputs, r, run_hash(r)) for r in runs if r.key not in records}
+    index = write_summary(args.outputs, runs, {**records, **others})
     failed = [k for k, r in records.items() if r["status"] != "ok"]
     ran = sum(not r.get("skipped") for r in records.values())
     print(f"sweep: {len(records) - len(failed)} ok ({len(records) - ran} up to date), {len(failed)} failed; "

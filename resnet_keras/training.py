@@ -17,7 +17,7 @@ from keras import ops
 
 from resnet_keras.data import CifarBatches
 from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
-from resnet_keras.files import atomic_path, write_json, write_text
+from resnet_keras.files import atomic_path, check_hdf5, write_json, write_text
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
@@ -113,9 +113,10 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
     in place, one after the other, and keeps neither history nor best value.)
     """
 
-    def __init__(self, backup_dir, history_path, best_path=None, monitor="val_accuracy"):
+    def __init__(self, backup_dir, history_path, best_path=None, monitor="val_accuracy", epochs=None, log=False):
         super().__init__(backup_dir, delete_checkpoint=False)
         self.history_path, self.best_path, self.monitor = history_path, best_path, monitor
+        self.epochs, self.log = epochs, log
         self.state_path = os.path.join(backup_dir, "state.json")
         self.rows, self.best = [], None
 
@@ -147,6 +148,9 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
                "lr": float(ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                "time_s": round(time.perf_counter() - self._t0, 3)}
         self.rows.append(row)
+        if self.log:  # one line per epoch, in logs and notebooks alike
+            metrics = "  ".join(f"{k} {row[k]:.4f}" for k in _columns([row]) if k not in ("epoch", "lr", "time_s"))
+            print(f"epoch {epoch + 1}/{self.epochs}  {metrics}  lr {row['lr']:.3g}  {row['time_s']:.1f}s", flush=True)
         value = row.get(self.monitor)
         if value is not None and (self.best is None or value > self.best):
             self.best = value
@@ -185,15 +189,21 @@ def save_h5(model, path):
     """Save the whole model as HDF5 (`.h5`), atomically."""
     if not os.fspath(path).endswith(".h5"):
         raise ConfigError(f"model path {os.fspath(path)!r} is not accepted; it must end in .h5")
-    with atomic_path(path) as tmp:
-        model.save(tmp)
+    import logging
+
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)  # the design asks for .h5: Keras' "legacy format" warning is noise here
+    try:
+        with atomic_path(path) as tmp:
+            model.save(tmp)
+    finally:
+        absl.setLevel(level)
 
 
 def load_h5(path, compile=False):
     """Load a `.h5` model in Keras' safe mode (no deserialised Python code)."""
-    from resnet_keras.models import check_weights
-
-    check_weights(path)  # exists and is HDF5, with a one-line error otherwise
+    check_hdf5("model", path, "the path of an intact .h5 model file")
     return keras.models.load_model(path, compile=compile, safe_mode=True)
 
 
@@ -205,7 +215,8 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     Writes into `out_dir`: `history.csv` (one row per epoch: loss, accuracy,
     val_loss, val_accuracy, lr, time_s), `best.h5` (best `monitor`, if
     `save_best`) and `.resume/` (the state to continue from). Verbose 2 prints
-    one line per epoch. Raises `TrainingDiverged` on a non-finite loss.
+    one line per epoch (ours, with the epoch number and learning rate), 1 is
+    Keras' progress bar, 0 is silent. Raises `TrainingDiverged` on a non-finite loss.
     Returns the full history (all epochs, resumed ones included) as a DataFrame.
     """
     import pandas as pd
@@ -224,10 +235,11 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     has_val = len(data.y_val) > 0
     ckpt = RunCheckpoint(os.path.join(out_dir, ".resume"), os.path.join(out_dir, "history.csv"),
                          os.path.join(out_dir, "best.h5") if save_best else None,
-                         monitor if has_val else monitor.removeprefix("val_"))
+                         monitor if has_val else monitor.removeprefix("val_"), epochs, log=verbose == 2)
     batches.set_epoch(ckpt.saved_epoch())
     val = (data.x_val.astype(np.float32), data.y_val) if has_val else None
-    model.fit(batches, epochs=epochs, validation_data=val, callbacks=[ckpt, StopOnNaN()], verbose=verbose)
+    model.fit(batches, epochs=epochs, validation_data=val, callbacks=[ckpt, StopOnNaN()],
+              verbose=1 if verbose == 1 else 0)
     return pd.DataFrame(ckpt.rows, columns=_columns(ckpt.rows))
 
 

@@ -129,3 +129,13 @@ def test_non_hdf5_weights_file_is_rejected_before_building(tmp_path):
     path.write_text("not hdf5")
     with pytest.raises(ConfigError, match="is not an HDF5 file"):
         rk.build_transfer_model(10, weights=str(path))
+
+
+def test_truncated_weights_file_is_rejected_before_building(tmp_path):
+    donor = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path / "resnet50_notop.weights.h5"
+    donor.save_weights(str(path))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ConfigError, match="is truncated or corrupt"):
+        rk.build_transfer_model(10, weights=str(path))

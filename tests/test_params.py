@@ -1,0 +1,138 @@
+"""Run definitions: expansion of grids and profiles, and validation before anything runs."""
+
+import os
+
+import pytest
+import yaml
+
+from conftest import REPO
+from resnet_keras.errors import ConfigError
+from resnet_keras.params import PROFILES, SCHEMA, expand, notebook_parameters, plan
+
+NOTEBOOKS = sorted(f for f in os.listdir(os.path.join(REPO, "notebooks")) if f.endswith(".py"))
+
+
+def write(tmp_path, spec, name="q.yaml"):
+    path = tmp_path / name
+    path.write_text(spec if isinstance(spec, str) else yaml.safe_dump(spec))
+    return str(path)
+
+
+def spec(**changes):
+    base = {"question": "q", "notebook": "notebooks/q2_grid.py", "name": "{dataset}-{optimizer}",
+            "parameters": {"epochs": 2}, "grid": {"dataset": ["cifar10", "cifar100"],
+                                                  "opt": [{"optimizer": "adam"}, {"optimizer": "sgd",
+                                                                                  "learning_rate": 0.1}]}}
+    if isinstance(changes.get("grid"), dict):
+        changes["grid"] = {**base["grid"], **changes["grid"]}  # change one axis, keep the other
+    base.update(changes)
+    return base
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_every_notebook_parameter_is_in_the_schema_and_its_default_passes(notebook):
+    params = notebook_parameters(os.path.join(REPO, "notebooks", notebook))
+    params.pop("out_dir")
+    for name, default in params.items():
+        assert name in SCHEMA, f"{notebook}: parameter {name} has no validation rule"
+        ok, expected = SCHEMA[name](default)
+        assert ok or name == "data_dir", f"{notebook}: default {name}={default!r} is not {expected}"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_shipped_params_plan_without_errors(profile, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    os.makedirs("outputs/.tiny-cifar", exist_ok=True)  # the smoke profile's data folder must exist
+    runs = plan("params", profile)
+    assert {r.question for r in runs} == {"q1", "q2", "q3"}
+    assert len({r.key for r in runs}) == len(runs)
+
+
+def test_grid_is_the_product_of_its_axes(tmp_path):
+    runs = expand(write(tmp_path, spec()), "full", REPO)
+    assert [r.name for r in runs] == ["cifar10-adam", "cifar10-sgd", "cifar100-adam", "cifar100-sgd"]
+    sgd = runs[1].parameters
+    assert sgd == {"epochs": 2, "dataset": "cifar10", "optimizer": "sgd", "learning_rate": 0.1}
+
+
+def test_profile_overrides_parameters_and_replaces_named_axes(tmp_path):
+    s = spec(profiles={"quick": {"epochs": 1, "dataset": ["cifar10"]}})
+    runs = expand(write(tmp_path, s), "quick", REPO)
+    assert [r.name for r in runs] == ["cifar10-adam", "cifar10-sgd"]
+    assert all(r.parameters["epochs"] == 1 for r in runs)
+
+
+def test_file_without_grid_is_one_run(tmp_path):
+    runs = expand(write(tmp_path, spec(grid=None, name=None)), "full", REPO)
+    assert [(r.name, r.parameters) for r in runs] == [("default", {"epochs": 2})]
+
+
+# Each case: a change to a valid file, and what the one-line error must mention.
+BAD = [
+    ({"parameters": {"epoch": 2}}, "'epoch' is unknown; accepted:"),
+    ({"parameters": {"epochs": 0}}, "'epochs' = 0 is not accepted; use an integer >= 1"),
+    ({"parameters": {"epochs": -3}}, "'epochs' = -3"),
+    ({"parameters": {"epochs": "20"}}, "'epochs' = '20'"),
+    ({"parameters": {"epochs": 2.5}}, "'epochs' = 2.5"),
+    ({"parameters": {"batch_size": 0}}, "'batch_size' = 0"),
+    ({"parameters": {"n": 0}}, "'n' = 0"),
+    ({"parameters": {"n": True}}, "'n' = True"),
+    ({"parameters": {"learning_rate": 0}}, "'learning_rate' = 0 is not accepted; use a number > 0.0"),
+    ({"parameters": {"learning_rate": "fast"}}, "'learning_rate' = 'fast'"),
+    ({"parameters": {"momentum": 1.5}}, "'momentum' = 1.5"),
+    ({"parameters": {"validation_split": -0.1}}, "'validation_split' = -0.1"),
+    ({"parameters": {"augment": "yes"}}, "'augment' = 'yes' is not accepted; use true or false"),
+    ({"parameters": {"schedule": "exponential"}}, "'schedule' = 'exponential' is not accepted; use one of"),
+    ({"parameters": {"shortcut": "b"}}, "'shortcut' = 'b'"),
+    ({"parameters": {"out_dir": "/tmp"}}, "'out_dir' is set by the sweep"),
+    ({"parameters": {"data_dir": "/no/such/folder"}}, "'data_dir' = '/no/such/folder'"),
+    ({"grid": {"dataset": ["cifar10", "svhn"]}}, "'dataset' = 'svhn' is not accepted; use one of 'cifar10'"),
+    ({"grid": {"opt": [{"optimizer": "adagrad"}]}}, "'optimizer' = 'adagrad'"),
+    ({"grid": {"dataset": []}}, "grid axis 'dataset' must be a non-empty list"),
+    ({"grid": {"dataset": "cifar10"}}, "grid axis 'dataset' must be a non-empty list"),
+    ({"grid": {"x": [{"n": 1}, 3]}}, "mixes mappings and plain values"),
+    ({"name": "same"}, "run name 'same' is used by several grid points"),
+    ({"name": "{depth}"}, "name '{depth}' cannot be formatted"),
+    ({"name": "../{dataset}-{optimizer}"}, "run name '../cifar10-adam' is not accepted"),
+    ({"notebook": "notebooks/missing.py"}, "notebook 'notebooks/missing.py' does not exist"),
+    ({"question": ""}, "'question' must be a non-empty string"),
+    ({"colour": "blue"}, "unknown key 'colour'; accepted keys are"),
+    ({"parameters": [1, 2]}, "'parameters' must be a mapping"),
+    ({"profiles": {"fast": {}}}, "profile 'fast' is not accepted; use full, quick, smoke"),
+]
+
+
+@pytest.mark.parametrize("change,message", BAD, ids=[m[:40] for _, m in BAD])
+def test_bad_params_fail_with_one_line_naming_the_value(tmp_path, change, message):
+    path = write(tmp_path, spec(**change))
+    with pytest.raises(ConfigError) as err:
+        expand(path, "full", REPO)
+    text = str(err.value)
+    assert message in text and "\n" not in text
+    assert text.startswith(path)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("question: q\nnotebook: [unclosed\n", "is not valid YAML at line"),
+    ("- just\n- a list\n", "must be a mapping"),
+    ("", "must be a mapping"),
+    ("!!python/object/apply:os.system ['echo unsafe']\n", "is not valid YAML"),
+])
+def test_malformed_or_unsafe_yaml_is_rejected(tmp_path, content, message):
+    with pytest.raises(ConfigError, match=message):
+        expand(write(tmp_path, content), "full", REPO)
+
+
+def test_unreadable_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be read"):
+        expand(str(tmp_path / "missing.yaml"), "full", REPO)
+
+
+def test_unknown_profile_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="profile='huge' is not accepted; use one of full, quick, smoke"):
+        expand(write(tmp_path, spec()), "huge", REPO)
+
+
+def test_empty_params_folder_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="no params files found"):
+        plan(str(tmp_path), "full", REPO)

@@ -1,0 +1,257 @@
+"""The sweep end to end on the smoke profile: artefacts, incrementality, failures, the index in a browser."""
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.request
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+from resnet_keras.sweep import PRODUCTS
+
+pytestmark = pytest.mark.slow
+SMOKE_RUNS = ["q1/cifar10-n1-adam", "q2/cifar10-n1-rmsprop-b32", "q2/cifar10-n1-adam-b16", "q2/cifar10-n1-sgd-b64",
+              "q3/cifar10-rmsprop-none", "q3/cifar10-adam-none", "q3/cifar10-sgd-none"]
+
+
+def sweep(root, *args):
+    """Run the sweep CLI in `root`; return (exit code, output)."""
+    proc = subprocess.run([sys.executable, "-m", "resnet_keras.sweep", "--profile", "smoke", *args], cwd=root,
+                          capture_output=True, text=True, timeout=900)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A copy of the notebooks and params with tiny data, after one smoke sweep."""
+    from resnet_keras.data import write_tiny_cifar
+
+    root = tmp_path_factory.mktemp("project")
+    for folder in ("notebooks", "params"):
+        shutil.copytree(os.path.join(REPO, folder), root / folder, ignore=shutil.ignore_patterns("*.ipynb"))
+    write_tiny_cifar(str(root / "outputs" / ".tiny-cifar"))
+    code, out = sweep(root)
+    assert code == 0, out
+    return root, out
+
+
+def test_smoke_sweep_produces_every_artefact(project):
+    import resnet_keras as rk
+
+    root, out = project
+    for key in SMOKE_RUNS:
+        folder = root / "outputs" / key
+        for product in PRODUCTS:
+            assert (folder / product).is_file(), f"{key}: {product} missing"
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["status"] == "ok" and metrics["results"]["epochs_trained"] >= 1
+        assert "seed" in metrics["parameters"] or "seed" in metrics["results"]
+        assert not (folder / ".resume").exists()
+    model = rk.load_h5(str(root / "outputs" / SMOKE_RUNS[0] / "model.h5"))
+    assert model.predict(__import__("numpy").zeros((2, 32, 32, 3), "float32"), verbose=0).shape == (2, 10)
+    results = pd.read_csv(root / "outputs" / "results.csv")
+    assert (results["question"] + "/" + results["run"]).tolist() == SMOKE_RUNS
+    assert (results["status"] == "ok").all()
+    assert results["test_accuracy"].between(0, 1).all() and results["params"].gt(0).all()
+    report = (root / "outputs" / SMOKE_RUNS[0] / "report.html").read_text()
+    assert "test accuracy" in report and "rk.build_resnet" not in report  # outputs shown, code hidden
+    q3 = (root / "outputs" / SMOKE_RUNS[-1] / "report.html").read_text()
+    assert "Weights of the ResNet-50 base: none: random initialisation" in q3
+    assert (root / "outputs" / "q2" / "comparison.png").is_file()
+
+
+def test_progress_is_one_line_per_run_and_epoch(project):
+    root, out = project
+    assert out.count("] start ") == len(SMOKE_RUNS) and out.count("] ok ") == len(SMOKE_RUNS)
+    assert "ETA" in out
+    nb = json.loads((root / "outputs" / SMOKE_RUNS[0] / "notebook.ipynb").read_text())
+    text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "epoch 1/1  loss" in text and "legacy" not in text and "\r" not in text and "\b" not in text  # no per-batch progress bar
+
+
+def test_second_sweep_skips_everything(project):
+    root, _ = project
+    code, out = sweep(root)
+    assert code == 0, out
+    assert out.count("up to date  ") == len(SMOKE_RUNS) and "] start" not in out
+
+
+def test_changing_one_parameter_reruns_only_that_run(project):
+    root, _ = project
+    path = root / "params" / "q1_scratch.yaml"
+    spec = yaml.safe_load(path.read_text())
+    spec["profiles"]["smoke"]["seed"] = 7
+    path.write_text(yaml.safe_dump(spec))
+    code, out = sweep(root)
+    assert code == 0, out
+    assert "ok     q1/cifar10-n1-adam" in out and out.count("up to date  ") == len(SMOKE_RUNS) - 1
+    assert json.loads((root / "outputs" / SMOKE_RUNS[0] / "metrics.json").read_text())["parameters"]["seed"] == 7
+
+
+def test_failing_run_is_reported_and_does_not_stop_others(project, tmp_path):
+    root, _ = project
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (root / "params" / "qfail.yaml").write_text(yaml.safe_dump({
+        "question": "qfail", "notebook": "notebooks/q1_scratch.py", "name": "no-data",
+        "parameters": {"data_dir": str(empty), "epochs": 1}}))
+    try:
+        code, out = sweep(root, "--only", "qfail", "q1_scratch")
+    finally:
+        (root / "params" / "qfail.yaml").unlink()
+    assert code == 1
+    assert "failed: qfail/no-data: DataNotFoundError" in out and "up to date  q1/" in out
+    error = json.loads((root / "outputs" / "qfail" / "no-data" / "error.json").read_text())
+    assert error["status"] == "failed" and "has no cifar-10-batches-py" in error["error"] and error["where"]
+    assert not (root / "outputs" / "qfail" / "no-data" / "metrics.json").exists()
+    index = (root / "outputs" / "index.html").read_text()
+    assert all(f'href="{key}/report.html"' in index for key in SMOKE_RUNS)  # unselected runs listed too
+    assert "DataNotFoundError" in index and 'href="qfail/no-data/notebook.ipynb"' in index
+    results = pd.read_csv(root / "outputs" / "results.csv")
+    assert results.set_index("run").loc["no-data", "status"] == "failed"
+
+
+def test_invalid_params_fail_before_anything_runs(project, tmp_path):
+    root, _ = project
+    (root / "params" / "qbad.yaml").write_text("question: qbad\nnotebook: notebooks/q1_scratch.py\n"
+                                               "parameters: {epochs: 0}\n")
+    try:
+        code, out = sweep(root)
+    finally:
+        (root / "params" / "qbad.yaml").unlink()
+    assert code == 2
+    assert "run 'default': parameter 'epochs' = 0 is not accepted; use an integer >= 1" in out
+    assert "start" not in out and not (root / "outputs" / "qbad").exists()
+
+
+def _chromium():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
+                    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+def test_index_opens_in_a_browser_without_broken_links_or_images(project):
+    root, _ = project
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root / "outputs"))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    driver = _chromium()
+    try:
+        pages = [base + "index.html", base + SMOKE_RUNS[0] + "/report.html"]
+        links = set()
+        for page in pages:
+            driver.get(page)
+            images = driver.execute_script(
+                "return Array.from(document.images).map(i => [i.src.slice(0, 60), i.complete && i.naturalWidth > 0])")
+            assert images, f"{page} shows no images"
+            assert all(ok for _, ok in images), f"broken images on {page}: {images}"
+            links |= set(driver.execute_script("return Array.from(document.links).map(a => a.href)"))
+        assert "ResNet experiments" in driver.title or driver.title
+        local = sorted(link for link in links if link.startswith(base))
+        assert len(local) >= 5 * len(SMOKE_RUNS)
+        for link in local:
+            with urllib.request.urlopen(link) as response:
+                assert response.status == 200, link
+    finally:
+        driver.quit()
+        server.shutdown()
+
+
+def _epochs_done(history):
+    try:
+        return len(pd.read_csv(history))
+    except (OSError, ValueError):
+        return 0
+
+
+def test_sweep_killed_during_training_resumes_without_repeating_epochs(project):
+    import random
+    import signal
+    import time
+
+    import resnet_keras as rk
+    from resnet_keras.data import write_tiny_cifar
+
+    root, _ = project
+    data = root / "outputs" / ".more-cifar"
+    write_tiny_cifar(str(data), per_class=100, test_per_class=3)
+    (root / "params" / "qkill.yaml").write_text(yaml.safe_dump({
+        "question": "qkill", "notebook": "notebooks/q1_scratch.py", "name": "resume",
+        "parameters": {"data_dir": str(data), "n": 1, "epochs": 8, "batch_size": 32}}))
+    folder = root / "outputs" / "qkill" / "resume"
+    rng, kills = random.Random(1), []
+    try:
+        for _ in range(2):
+            before = _epochs_done(folder / "history.csv")
+            proc = subprocess.Popen([sys.executable, "-m", "resnet_keras.sweep", "--profile", "smoke", "--only",
+                                     "qkill"], cwd=root, start_new_session=True, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            deadline = time.time() + 300
+            while _epochs_done(folder / "history.csv") <= before and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.1)
+            time.sleep(rng.uniform(0.0, 1.0))  # somewhere in the next epoch, or while saving
+            assert proc.poll() is None, "the run finished before it could be killed"
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            time.sleep(2)  # the orphaned kernel notices its parent is gone and exits
+            kills.append(_epochs_done(folder / "history.csv"))
+            assert not (folder / "metrics.json").exists()
+        code, out = sweep(root, "--only", "qkill")
+    finally:
+        (root / "params" / "qkill.yaml").unlink()
+    assert code == 0, out
+    assert 1 <= kills[0] <= kills[1] < 8
+    history = pd.read_csv(folder / "history.csv")
+    assert history["epoch"].tolist() == list(range(1, 9))
+    nb = json.loads((folder / "notebook.ipynb").read_text())
+    text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    first = int(text.split("epoch ", 1)[1].split("/", 1)[0])
+    assert first == kills[1] + 1, f"the last attempt started at epoch {first}, not after epoch {kills[1]}"
+    assert rk.count_params(rk.load_h5(str(folder / "model.h5"))) > 0
+    assert json.loads((folder / "metrics.json").read_text())["results"]["epochs_trained"] == 8
+
+
+def test_run_without_its_metrics_file_is_not_complete(project):
+    root, _ = project
+    folder = root / "outputs" / SMOKE_RUNS[1]
+    (folder / "metrics.json").unlink()  # as if killed after saving the model, before the commit
+    code, out = sweep(root, "--only", "q2_grid")
+    assert code == 0, out
+    assert f"ok     {SMOKE_RUNS[1]}" in out and out.count("up to date  ") == 2
+    assert (folder / "metrics.json").exists()
+
+
+def test_diverging_run_is_marked_failed(project):
+    root, _ = project
+    (root / "params" / "qnan.yaml").write_text(yaml.safe_dump({
+        "question": "qnan", "notebook": "notebooks/q1_scratch.py", "name": "diverges",
+        "parameters": {"data_dir": "outputs/.tiny-cifar", "n": 1, "epochs": 50, "batch_size": 8,
+                       "optimizer": "sgd", "learning_rate": 1.0e+12}}))
+    try:
+        code, out = sweep(root, "--only", "qnan")
+    finally:
+        (root / "params" / "qnan.yaml").unlink()
+    assert code == 1
+    error = json.loads((root / "outputs" / "qnan" / "diverges" / "error.json").read_text())
+    assert error["error"].startswith("TrainingDiverged: loss became")
+    history = pd.read_csv(root / "outputs" / "qnan" / "diverges" / "history.csv")
+    assert len(history) < 50  # stopped at once, not after fifty epochs of NaN

@@ -1,0 +1,40 @@
+"""Bad sweep arguments stop at once with one line and leave nothing behind."""
+
+import os
+
+import pytest
+
+from conftest import REPO
+from resnet_keras.sweep import main
+
+
+@pytest.fixture
+def in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)
+    os.makedirs("outputs/.tiny-cifar", exist_ok=True)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--profile", "huge"], "profile='huge' is not accepted; use one of full, quick, smoke"),
+    (["--jobs", "0"], "jobs=0 is not accepted; use an integer >= 1"),
+    (["--only", "q9_nothing"], "only=['q9_nothing'] matches no params file"),
+])
+def test_bad_arguments_exit_2_with_one_line(in_repo, tmp_path, capsys, args, message):
+    outputs = tmp_path / "out"
+    assert main([*args, "--outputs", str(outputs)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not outputs.exists()
+
+
+def test_outputs_that_cannot_be_written_are_named(in_repo, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    assert main(["--profile", "smoke", "--outputs", str(blocker / "outputs")]) == 2
+    err = capsys.readouterr().err
+    assert f"outputs='{blocker}/outputs' is not writable" in err and "choose a writable folder" in err
+
+
+def test_params_folder_without_files_is_named(in_repo, tmp_path, capsys):
+    assert main(["--params", str(tmp_path), "--outputs", str(tmp_path / "out")]) == 2
+    assert "no params files found" in capsys.readouterr().err
