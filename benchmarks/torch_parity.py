@@ -14,6 +14,7 @@ and writes outputs/bench/parity.csv.
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -43,28 +44,10 @@ def torch_run(data, order, epochs, seed):
 
     torch.manual_seed(seed)
 
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
-            self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
-            self.sc = nn.Sequential()
-            if stride != 1 or cin != cout:
-                self.sc = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_resnet import torch_resnet
 
-        def forward(self, x):
-            y = torch.relu(self.b1(self.c1(x)))
-            return torch.relu(self.b2(self.c2(y)) + self.sc(x))
-
-    layers, cin = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
-    for cout, stride in ((16, 1), (32, 2), (64, 2)):
-        for b in range(3):
-            layers.append(Block(cin, cout, stride if b == 0 else 1))
-            cin = cout
-    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight)
+    net = torch_resnet(3)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
 
     def tensor(x):

@@ -37,7 +37,8 @@ learning_rate = 0.001  # learning rate of the head
 momentum = 0.9  # sgd only
 epochs = 20  # epochs of head training with the base frozen
 batch_size = 128  # images per step
-augment = True  # pad-4 random crop and horizontal flip
+augment = True  # pad-4 random crop and horizontal flip (ignored with cache_features)
+cache_features = False  # run the frozen base once per image and train the head on its features (no augmentation)
 fine_tune_epochs = 0  # epochs of fine-tuning after head training (0: no fine-tuning)
 fine_tune_fraction = 0.25  # fraction of the base's layers unfrozen for fine-tuning
 fine_tune_learning_rate = 1e-5  # learning rate while fine-tuning
@@ -79,9 +80,20 @@ print(f"trainable parameters: {rk.count_params(model):,} of {model.count_params(
 # %% [markdown]
 # ## Train the head
 
+# %% [markdown]
+# With `cache_features`, the frozen base runs once per image and the head trains
+# on the stored features: each epoch then costs only the head, but the images
+# cannot be augmented.
+
 # %%
-history = rk.train(model, data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                   learning_rate=learning_rate, momentum=momentum, augment=augment, seed=seed, save_best=False)
+if cache_features:
+    display(Markdown("**Head trained on cached base features: no augmentation.**"))
+    trainee, train_data = rk.cache_features(model, data)
+else:
+    trainee, train_data = model, data
+history = rk.train(trainee, train_data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                   learning_rate=learning_rate, momentum=momentum, augment=augment and not cache_features,
+                   seed=seed, save_best=False)
 
 # %% [markdown]
 # ## Fine-tune the top of the base (when `fine_tune_epochs` > 0)
@@ -102,11 +114,15 @@ plots.save_figure(fig, f"{out_dir}/curves.png")
 # ## Evaluate and save
 
 # %%
-test = rk.evaluate(model, data.x_test, data.y_test, batch_size=256)
+if cache_features and not fine_tune_epochs:  # the same predictions as the whole model, without the base
+    test = rk.evaluate(trainee, train_data.x_test, data.y_test)
+else:
+    test = rk.evaluate(model, data.x_test, data.y_test, batch_size=256)
 print(f"test accuracy {test['accuracy']:.4f}")
 fig = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
 plots.save_figure(fig, f"{out_dir}/confusion.png")
 rk.save_h5(model, f"{out_dir}/model.h5")
 report.write_run_results(out_dir, report.run_summary(
     history, test, model, dataset=dataset, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
-    learning_rate=learning_rate, weights=weights_used, fine_tune_epochs=fine_tune_epochs, seed=seed))
+    learning_rate=learning_rate, weights=weights_used, cache_features=cache_features,
+    augment=augment and not cache_features, fine_tune_epochs=fine_tune_epochs, seed=seed))

@@ -97,6 +97,7 @@ SCHEMA = {
     "epochs": _int(1),
     "batch_size": _int(1),
     "augment": _bool,
+    "cache_features": _bool,
     "seed": _int(0),
     "weights": _weights,
     "resize": _int(32, optional=True),

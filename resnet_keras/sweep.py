@@ -8,6 +8,7 @@ For each run (see `params.py`) the notebook is executed into
     notebook.ipynb  the executed notebook        report.html   the same, without code
     model.h5        the trained model            history.csv   one row per epoch
     curves.png      learning curves              metrics.json  key figures; written last
+    kernel.log      the kernel's stderr (TensorFlow's start-up messages, crashes)
 
 A run is complete when `metrics.json` exists and records the current hash of
 the notebook, the parameters and the `resnet_keras` sources; complete runs
@@ -24,6 +25,7 @@ a sweep over several machines sharing the `outputs/` folder.
 
 import argparse
 import concurrent.futures
+import contextlib
 import glob
 import hashlib
 import json
@@ -113,9 +115,6 @@ def execute_run(run, outputs, digest, root="."):
 
     A standalone function of picklable arguments, so that any executor can run it.
     """
-    import jupytext
-    import papermill
-
     folder = os.path.abspath(run_dir(outputs, run))
     os.makedirs(folder, exist_ok=True)
     # Not complete any more; temporary files of a killed attempt are garbage.
@@ -130,6 +129,29 @@ def execute_run(run, outputs, digest, root="."):
                     path = os.path.join(folder, entry)
                     shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     write_json(plan_file, {"hash": digest, "run": run.key, "parameters": run.parameters})
+    with _stderr_to(os.path.join(folder, "kernel.log")):  # TensorFlow's C++ logs, kept out of the terminal
+        return _execute(run, folder, digest, root)
+
+
+@contextlib.contextmanager
+def _stderr_to(path):
+    """Send this process's (and its children's) stderr to `path` for a while."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _execute(run, folder, digest, root):
+    import jupytext
+    import papermill
+
     start = time.time()
     nb_path = os.path.join(folder, "notebook.ipynb")
     error = None

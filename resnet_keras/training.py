@@ -226,6 +226,9 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     check_int("warmup_epochs", warmup_epochs, minimum=0)
     if len(data.y_train) == 0:
         raise ConfigError("the training set is empty; check per_class and validation_split")
+    if augment and data.x_train.ndim != 4:
+        raise ConfigError(f"augment=True needs images (n, h, w, c), not arrays of shape {data.x_train.shape}; "
+                          f"use augment=False on cached features")
     batches = CifarBatches(data.x_train, data.y_train, batch_size, shuffle=True, augment=augment, seed=seed)
     total = epochs * len(batches)
     lr = learning_rate if schedule == "constant" and not warmup_epochs else LRSchedule(
@@ -243,8 +246,44 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     return pd.DataFrame(ckpt.rows, columns=_columns(ckpt.rows))
 
 
+def cache_features(model, data, batch_size=256):
+    """Run the frozen base of a transfer model once per image; train the head on the result.
+
+    With the base frozen, every epoch would compute the same ResNet-50 features
+    again; computing them once makes an epoch of head training cost only the
+    head. Augmentation is impossible in this mode (features of augmented images
+    would differ every epoch).
+
+    Args:
+        model: from `build_transfer_model` (layers "avg_pool" and the head after it).
+        data: a CifarData of images.
+    Returns:
+        (head, features): `head` maps pooled features `(n, 2048)` to class
+        probabilities and shares its layers, so its trained weights, with
+        `model`; `features` is a CifarData whose x arrays are float32 features.
+    """
+    import dataclasses
+
+    pool = model.get_layer("avg_pool")
+    extractor = keras.Model(model.inputs, pool.output)
+    dim = pool.output.shape[-1]
+
+    def extract(x):
+        if not len(x):
+            return np.zeros((0, dim), np.float32)
+        return extractor.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
+
+    inputs = keras.Input((dim,), name="features")
+    x = inputs
+    for layer in model.layers[model.layers.index(pool) + 1:]:
+        x = layer(x)
+    head = keras.Model(inputs, x, name=f"{model.name}_head")
+    return head, dataclasses.replace(data, x_train=extract(data.x_train), x_val=extract(data.x_val),
+                                     x_test=extract(data.x_test))
+
+
 def evaluate(model, x, y, batch_size=500):
-    """Test loss, accuracy and predicted classes of `model` on uint8 images `x`."""
+    """Test loss, accuracy and predicted classes of `model` on inputs `x` (images or features)."""
     probs = model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
     eps = 1e-7
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], eps, 1.0))))

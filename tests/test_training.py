@@ -118,3 +118,23 @@ def test_evaluate_reports_accuracy_and_predictions(tiny_data):
     result = rk.evaluate(rk.build_resnet(1), data.x_test, data.y_test)
     assert result["predictions"].shape == data.y_test.shape
     assert result["accuracy"] == pytest.approx(np.mean(result["predictions"] == data.y_test))
+
+
+def test_cached_features_train_the_head_of_the_whole_model(tiny_data, tmp_path):
+    data = small(tiny_data)
+    rk.set_seed(0)
+    model = rk.build_transfer_model(10, weights=None)
+    head, feats = rk.cache_features(model, data)
+    assert feats.x_train.shape == (len(data.y_train), 2048) and feats.x_test.shape == (len(data.y_test), 2048)
+    before = model.get_layer("predictions").kernel.numpy().copy()
+    rk.train(head, feats, str(tmp_path), epochs=2, batch_size=16, augment=False, verbose=0, save_best=False)
+    assert not np.array_equal(before, model.get_layer("predictions").kernel.numpy())  # shared weights trained
+    whole = model.predict(data.x_test.astype("float32"), verbose=0)
+    np.testing.assert_allclose(head.predict(feats.x_test, verbose=0), whole, rtol=1e-4, atol=1e-5)
+
+
+def test_augmenting_features_is_refused(tiny_data, tmp_path):
+    model = rk.build_transfer_model(10, weights=None)
+    head, feats = rk.cache_features(model, small(tiny_data))
+    with pytest.raises(ConfigError, match="augment=True needs images"):
+        rk.train(head, feats, str(tmp_path), epochs=1, augment=True, verbose=0)

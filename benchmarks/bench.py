@@ -1,0 +1,267 @@
+"""Training and inference throughput of our Keras ResNets against eager PyTorch.
+
+    make bench                      # full: ResNet-20 and -56, 3 alternating repetitions
+    make bench BENCH_ARGS=--tiny    # seconds: a smoke test of the benchmark itself
+
+Every measurement runs in a fresh subprocess (TensorFlow's and PyTorch's
+thread pools slow each other down inside one process), the frameworks
+alternate, and the table reports medians over repetitions: the machine is
+shared and its timings drift (see ../shared/notes). Measured:
+
+- train: images/s of steady-state training (after warm-up steps), batch 128,
+  SGD momentum, on random images; ours through `model.fit` on the real
+  input pipeline (`CifarBatches` with augmentation), PyTorch an eager loop
+  over pre-made tensors (no augmentation: its best case);
+- infer: images/s of `model.predict` against `torch.no_grad()` eval, batch 500;
+- input overhead: ours with augmentation against ours on one cached batch;
+- Q3 head epoch: one epoch of the transfer head re-running the frozen
+  ResNet-50 on every image against the head on cached features.
+
+PyTorch is optional (benchmark only: `.venv/bin/pip install torch==2.13.0`);
+without it the comparison columns are skipped. Results go to
+outputs/bench/bench.csv and bench.json.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# ---------------------------------------------------------------- workers (run in a subprocess each)
+
+def _keras_train(n, batch, steps, warmup, augment):
+    import numpy as np
+
+    import resnet_keras as rk
+
+    rk.set_seed(0)
+    model = rk.build_resnet(n)
+    model.compile(optimizer=rk.make_optimizer("sgd", 0.1), loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    count = batch * (steps + warmup)
+    x = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, count).astype(np.int32)
+    data = rk.CifarBatches(x, y, batch, shuffle=True, augment=augment) if augment != "cached" else \
+        _Cached(x[:batch].astype(np.float32), y[:batch], steps + warmup)
+    times = []
+    cb = _keras_callback(times)
+    model.fit(data, epochs=1, verbose=0, callbacks=[cb])
+    return batch * steps / (times[-1] - times[warmup - 1])
+
+
+def _keras_callback(times):
+    import keras
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            times.append(time.perf_counter())
+    return Clock()
+
+
+def _Cached(x, y, steps):
+    import keras
+
+    class Cached(keras.utils.PyDataset):
+        def __len__(self):
+            return steps
+
+        def __getitem__(self, i):
+            return x, y
+    return Cached()
+
+
+def _keras_infer(n, count):
+    import numpy as np
+
+    import resnet_keras as rk
+
+    model = rk.build_resnet(n)
+    x = np.random.default_rng(0).integers(0, 256, (count, 32, 32, 3)).astype(np.float32)
+    model.predict(x[:1000], batch_size=500, verbose=0)
+    t = time.perf_counter()
+    model.predict(x, batch_size=500, verbose=0)
+    return count / (time.perf_counter() - t)
+
+
+def _torch_net(n):
+    sys.path.insert(0, HERE)
+    from torch_resnet import torch_resnet
+
+    return torch_resnet(n)
+
+
+def _torch_train(n, batch, steps, warmup):
+    import torch
+
+    torch.manual_seed(0)
+    net = _torch_net(n).train()
+    opt = torch.optim.SGD(net.parameters(), 0.1, momentum=0.9)
+    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    for i in range(steps + warmup):
+        if i == warmup:
+            t = time.perf_counter()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    return batch * steps / (time.perf_counter() - t)
+
+
+def _torch_infer(n, count):
+    import torch
+
+    net = _torch_net(n).eval()
+    x = torch.randn(count, 3, 32, 32)
+    with torch.no_grad():
+        net(x[:500])
+        t = time.perf_counter()
+        for i in range(0, count, 500):
+            net(x[i:i + 500])
+    return count / (time.perf_counter() - t)
+
+
+def _q3_head_epoch(count, cached):
+    import numpy as np
+
+    import resnet_keras as rk
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, count).astype(np.int32)
+    empty = np.zeros((0, 32, 32, 3), np.uint8)
+    data = rk.CifarData(x, y, empty, y[:0], empty, y[:0], [str(i) for i in range(10)])
+    model = rk.build_transfer_model(10, weights=None)
+    if cached:
+        from resnet_keras.training import cache_features
+
+        t = time.perf_counter()
+        model_to_train, data = cache_features(model, data)
+        extract = time.perf_counter() - t
+    else:
+        model_to_train, extract = model, 0.0
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        hist = rk.train(model_to_train, data, out, epochs=2, batch_size=128, augment=False, verbose=0,
+                        save_best=False)
+    return {"epoch_s": float(hist["time_s"].iloc[-1]), "extract_s": extract}
+
+
+WORKERS = {"keras_train": _keras_train, "keras_infer": _keras_infer, "torch_train": _torch_train,
+           "torch_infer": _torch_infer, "q3_head_epoch": _q3_head_epoch}
+
+
+def _worker(name, kwargs):
+    print(json.dumps(WORKERS[name](**kwargs)), flush=True)
+
+
+# ---------------------------------------------------------------- driver
+
+def measure(name, **kwargs):
+    """Run one worker in a fresh interpreter; return its JSON result."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, __file__, "--worker", name, json.dumps(kwargs)], capture_output=True,
+                          text=True, env=env, timeout=1800)
+    if proc.returncode:
+        raise RuntimeError(f"{name}{kwargs} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def has_torch():
+    try:
+        import importlib.util
+        return importlib.util.find_spec("torch") is not None
+    except ImportError:
+        return False
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tiny", action="store_true", help="seconds: check the benchmark runs, figures meaningless")
+    ap.add_argument("--reps", type=int, default=3, help="alternating repetitions per figure (default 3)")
+    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return _worker(args.worker[0], json.loads(args.worker[1]))
+    torch = has_torch()
+    if not torch:
+        print("bench: PyTorch is not installed; the comparison is skipped "
+              "(`.venv/bin/pip install torch==2.13.0` installs the CPU build)")
+    depths = (1,) if args.tiny else (3, 9)
+    steps, warmup, count = (3, 2, 1000) if args.tiny else (30, 5, 10000)
+    reps = 1 if args.tiny else args.reps
+    rows = []
+    for n in depths:
+        res = {k: [] for k in ("train", "train_cached", "infer", "torch_train", "torch_infer")}
+        for rep in range(reps):
+            order = [("torch", "keras"), ("keras", "torch")][rep % 2] if torch else ("keras",)
+            for fw in order:
+                if fw == "keras":
+                    res["train"].append(measure("keras_train", n=n, batch=128, steps=steps, warmup=warmup,
+                                                augment=True))
+                    res["train_cached"].append(measure("keras_train", n=n, batch=128, steps=steps, warmup=warmup,
+                                                       augment="cached"))
+                    res["infer"].append(measure("keras_infer", n=n, count=count))
+                else:
+                    res["torch_train"].append(measure("torch_train", n=n, batch=128, steps=steps, warmup=warmup))
+                    res["torch_infer"].append(measure("torch_infer", n=n, count=count))
+            print(f"  resnet{6 * n + 2} rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in res.items() if v),
+                  flush=True)
+        med = {k: statistics.median(v) for k, v in res.items() if v}
+        row = {"model": f"resnet{6 * n + 2}", "reps": reps, "train_img_s": med["train"],
+               "train_cached_img_s": med["train_cached"], "input_overhead": 1 - med["train"] / med["train_cached"],
+               "infer_img_s": med["infer"]}
+        if torch:
+            row.update(torch_train_img_s=med["torch_train"], torch_infer_img_s=med["torch_infer"],
+                       train_ratio=med["train"] / med["torch_train"], infer_ratio=med["infer"] / med["torch_infer"])
+        rows.append(row)
+    q3 = {"rerun_base": [], "cached": []}
+    for rep in range(reps):
+        for mode in ("rerun_base", "cached"):
+            q3[mode].append(measure("q3_head_epoch", count=256 if args.tiny else 2000, cached=mode == "cached"))
+    rerun = statistics.median(r["epoch_s"] for r in q3["rerun_base"])
+    cached = statistics.median(r["epoch_s"] for r in q3["cached"])
+    extract = statistics.median(r["extract_s"] for r in q3["cached"])
+    summary = {"machine": _machine(), "rows": rows, "q3_head": {
+        "images": 256 if args.tiny else 2000, "epoch_s_rerun_base": rerun, "epoch_s_cached": cached,
+        "speedup": rerun / cached, "one_time_extract_s": extract}}
+    _write(summary)
+
+
+def _machine():
+    import platform
+
+    import keras
+    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "keras": keras.__version__, "backend": keras.backend.backend()}
+    if has_torch():
+        import torch
+        info["torch"] = torch.__version__
+    return info
+
+
+def _write(summary):
+    import pandas as pd
+
+    sys.path.insert(0, os.path.dirname(HERE))
+    from resnet_keras.files import write_json, write_text
+
+    table = pd.DataFrame(summary["rows"])
+    out = os.path.join(os.path.dirname(HERE), "outputs", "bench")
+    write_text(os.path.join(out, "bench.csv"), table.to_csv(index=False))
+    write_json(os.path.join(out, "bench.json"), summary)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    q = summary["q3_head"]
+    print(f"Q3 head, {q['images']} images: {q['epoch_s_rerun_base']:.2f} s/epoch re-running the base, "
+          f"{q['epoch_s_cached']:.3f} s/epoch on cached features ({q['speedup']:.0f}x; one-time extraction "
+          f"{q['one_time_extract_s']:.2f} s)")
+    print(f"written to {out}/bench.csv and bench.json")
+
+
+if __name__ == "__main__":
+    main()
