@@ -74,6 +74,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--contenders", nargs="+", default=["ours", "keras-defaults", "pytorch"],
+                    choices=["ours", "keras-defaults", "pytorch"])
     args = ap.parse_args()
     data = rk.load_dataset("cifar10", per_class=500, test_per_class=200)
     rows = []
@@ -81,10 +83,11 @@ def main():
         rng = np.random.default_rng(seed)
         order = [np.array_split(rng.permutation(len(data.y_train)), len(data.y_train) // 64)
                  for _ in range(args.epochs)]
-        runs = {"keras (ours: BN 0.9/1e-5)": lambda: keras_run(data, order, args.epochs, seed, 0.9, 1e-5),
-                "keras (Keras BN defaults 0.99/1e-3)": lambda: keras_run(data, order, args.epochs, seed, 0.99, 1e-3),
-                "pytorch (eager, defaults)": lambda: torch_run(data, order, args.epochs, seed)}
-        for name, run in runs.items():
+        runs = {"ours": ("keras (ours: BN 0.9/1e-5)", lambda: keras_run(data, order, args.epochs, seed, 0.9, 1e-5)),
+                "keras-defaults": ("keras (Keras BN defaults 0.99/1e-3)",
+                                   lambda: keras_run(data, order, args.epochs, seed, 0.99, 1e-3)),
+                "pytorch": ("pytorch (eager, defaults)", lambda: torch_run(data, order, args.epochs, seed))}
+        for name, run in (runs[c] for c in args.contenders):
             t = time.perf_counter()
             accs = run()
             rows.append({"seed": seed, "contender": name, **{f"epoch{e + 1}": a for e, a in enumerate(accs)},
