@@ -18,8 +18,8 @@ _EXPORTS = {
     "models": ["bottleneck_block", "build_imagenet_resnet", "build_resnet", "build_transfer_model", "count_params",
                "count_weight_layers", "preact_block", "residual_block", "resnet18", "resnet34", "resnet50",
                "unfreeze_top"],
-    "training": ["LRSchedule", "cache_features", "StopOnNaN", "TrainingDiverged", "evaluate", "load_h5", "make_optimizer", "save_h5",
-                 "set_seed", "train"],
+    "training": ["LRSchedule", "StopOnNaN", "TrainingDiverged", "cache_features", "evaluate", "load_h5",
+                 "make_optimizer", "save_h5", "set_seed", "train"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

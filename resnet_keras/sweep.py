@@ -26,6 +26,7 @@ a sweep over several machines sharing the `outputs/` folder.
 import argparse
 import concurrent.futures
 import contextlib
+import functools
 import glob
 import hashlib
 import json
@@ -49,15 +50,23 @@ def run_dir(outputs, run):
     return os.path.join(outputs, run.question, run.name)
 
 
+@functools.lru_cache(maxsize=1)
+def _package_digest():
+    """Hash of the `resnet_keras` sources, read once per sweep process."""
+    h = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(PACKAGE_DIR, "*.py"))):
+        with open(path, "rb") as f:
+            h.update(os.path.basename(path).encode() + f.read())
+    return h.hexdigest()
+
+
 def run_hash(run, root="."):
     """Hash of what determines a run's results: notebook, parameters, package source."""
     h = hashlib.sha256()
     with open(os.path.join(root, run.notebook), "rb") as f:
         h.update(f.read())
     h.update(json.dumps(run.parameters, sort_keys=True).encode())
-    for path in sorted(glob.glob(os.path.join(PACKAGE_DIR, "*.py"))):
-        with open(path, "rb") as f:
-            h.update(os.path.basename(path).encode() + f.read())
+    h.update(_package_digest().encode())
     return h.hexdigest()[:16]
 
 
@@ -117,10 +126,13 @@ def execute_run(run, outputs, digest, root="."):
     """
     folder = os.path.abspath(run_dir(outputs, run))
     os.makedirs(folder, exist_ok=True)
-    # Not complete any more; temporary files of a killed attempt are garbage.
-    for stale in ("metrics.json", "error.json", *glob.glob(os.path.join(folder, "**", ".*.tmp-*"), recursive=True)):
-        if os.path.exists(os.path.join(folder, stale)):
-            os.remove(os.path.join(folder, stale))
+    # Not complete any more; temporary files of a killed attempt (hidden folders too) are garbage.
+    stale = [os.path.join(folder, name) for name in ("metrics.json", "error.json")]
+    stale += [os.path.join(d, f) for d, _, files in os.walk(folder) for f in files
+              if f.startswith(".") and ".tmp-" in f]
+    for path in stale:
+        if os.path.exists(path):
+            os.remove(path)
     plan_file = os.path.join(folder, ".plan.json")
     if os.path.exists(plan_file):
         with open(plan_file) as f:

@@ -38,3 +38,21 @@ def test_outputs_that_cannot_be_written_are_named(in_repo, tmp_path, capsys):
 def test_params_folder_without_files_is_named(in_repo, tmp_path, capsys):
     assert main(["--params", str(tmp_path), "--outputs", str(tmp_path / "out")]) == 2
     assert "no params files found" in capsys.readouterr().err
+
+
+def test_run_start_removes_temporary_files_of_a_killed_attempt(tmp_path):
+    import json
+
+    from resnet_keras.params import Run
+    from resnet_keras.sweep import execute_run
+
+    run = Run("q", "r", "notebooks/missing.py", {}, "params/q.yaml")
+    leftovers = [tmp_path / "q" / "r" / ".resume" / ".epoch-0003.tmp-x1.weights.h5",
+                 tmp_path / "q" / "r" / ".history.tmp-x2.csv"]
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    record = execute_run(run, str(tmp_path), "abc", root=str(tmp_path))
+    assert record["status"] == "failed" and "missing.py" in record["error"]
+    assert not any(path.exists() for path in leftovers)
+    assert json.loads((tmp_path / "q" / "r" / "error.json").read_text())["hash"] == "abc"
