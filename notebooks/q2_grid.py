@@ -86,4 +86,4 @@ print(f"test accuracy {test['accuracy']:.4f}")
 rk.save_h5(model, f"{out_dir}/model.h5")
 report.write_run_results(out_dir, report.run_summary(
     history, test, model, dataset=dataset, depth=6 * n + 2, optimizer=optimizer, batch_size=batch_size,
-    epochs=epochs, learning_rate=learning_rate, seed=seed))
+    epochs=epochs, learning_rate=learning_rate, seed=seed, class_names=data.class_names))

@@ -125,4 +125,5 @@ rk.save_h5(model, f"{out_dir}/model.h5")
 report.write_run_results(out_dir, report.run_summary(
     history, test, model, dataset=dataset, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
     learning_rate=learning_rate, weights=weights_used, cache_features=cache_features,
-    augment=augment and not cache_features, fine_tune_epochs=fine_tune_epochs, seed=seed))
+    augment=augment and not cache_features, fine_tune_epochs=fine_tune_epochs, seed=seed,
+    class_names=data.class_names))

@@ -18,13 +18,13 @@ saved `.h5` needs no preprocessing code to be used.
 import keras
 from keras import layers
 
-from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
+from resnet_keras.errors import check_choice, check_depth, check_int, check_number
 from resnet_keras.files import check_hdf5
 from resnet_keras.layers import CaffePreprocess, ZeroPadShortcut
 
 SHORTCUTS = ("projection", "zero_pad")
 VERSIONS = ("v1", "v2")
-IMAGENET_DEPTHS = {18: ("basic", [2, 2, 2, 2]), 34: ("basic", [3, 4, 6, 3]), 50: ("bottleneck", [3, 4, 6, 3])}
+IMAGENET_BLOCKS = {18: ("basic", [2, 2, 2, 2]), 34: ("basic", [3, 4, 6, 3]), 50: ("bottleneck", [3, 4, 6, 3])}
 
 # Per-channel statistics of the CIFAR-10 train set on 0..255 (mean, std).
 CIFAR10_MEAN = (125.31, 122.95, 113.87)
@@ -208,10 +208,9 @@ def build_imagenet_resnet(depth=18, num_classes=10, input_shape=(32, 32, 3), dro
     torchvision's models with the stem used for 32x32 inputs.
     Returns an uncompiled `keras.Model` from pixels to class probabilities.
     """
-    if depth not in IMAGENET_DEPTHS:
-        raise ConfigError(f"depth={depth!r} is not accepted; use one of {', '.join(map(str, IMAGENET_DEPTHS))}")
+    check_depth("imagenet", depth)
     check_int("num_classes", num_classes, minimum=2)
-    kind, blocks = IMAGENET_DEPTHS[depth]
+    kind, blocks = IMAGENET_BLOCKS[depth]
     block = residual_block if kind == "basic" else bottleneck_block
     opts = _Opts(weight_decay)
     inputs, x = _input(input_shape, mean, std)
@@ -231,6 +230,22 @@ def resnet34(**kwargs):
 
 def resnet50(**kwargs):
     return build_imagenet_resnet(50, **kwargs)
+
+
+def build_model(family, depth, num_classes=10, width=1, shortcut="projection", **kwargs):
+    """Any network of the study by family and depth, e.g. ("resnet", 110) or ("imagenet", 50).
+
+    Families: "resnet" (CIFAR, post-activation), "plain" (the same without
+    shortcuts), "preact" (CIFAR, pre-activation), all of depth 6n+2; and
+    "imagenet" (ResNet-18/34/50 with a CIFAR stem; `width` and `shortcut` do
+    not apply). Other keyword arguments go to the builder (dropout,
+    weight_decay, mean, std, ...). Returns an uncompiled model.
+    """
+    check_depth(family, depth)
+    if family == "imagenet":
+        return build_imagenet_resnet(depth, num_classes, **kwargs)
+    return build_resnet((depth - 2) // 6, num_classes, version="v2" if family == "preact" else "v1",
+                        shortcut=shortcut, width=width, plain=family == "plain", **kwargs)
 
 
 def check_weights(weights):

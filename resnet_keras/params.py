@@ -11,6 +11,8 @@ A file describes one question:
       config: [{n: 7, optimizer: adam}, ...]  # a list of mappings that set several together
     profiles:                          # overrides per profile, applied last; a key
       quick: {epochs: 3, per_class: 100} # that names a grid axis replaces that axis
+    compare: [paper_table]             # optional: cross-run summaries for the index
+                                       #   (see `report.COMPARISONS`)
 
 Everything is checked here, before anything runs: parameter names against the
 notebook's `parameters` cell, values against `SCHEMA`. YAML is read with
@@ -25,11 +27,12 @@ import os
 
 import yaml
 
-from resnet_keras.errors import ConfigError
+from resnet_keras.errors import FAMILIES, ConfigError, check_depth
 from resnet_keras.files import check_hdf5
+from resnet_keras.report import COMPARISONS
 
 PROFILES = ("full", "quick", "smoke")
-FILE_KEYS = ("question", "notebook", "name", "parameters", "grid", "profiles", "description")
+FILE_KEYS = ("question", "notebook", "name", "parameters", "grid", "profiles", "compare", "description")
 RESERVED = ("out_dir",)  # set by the sweep, never by a params file
 
 
@@ -82,6 +85,8 @@ SCHEMA = {
     "test_per_class": _int(1, optional=True),
     "validation_split": _float(0.0, 0.9),
     "n": _int(1),
+    "family": _choice(*FAMILIES),
+    "depth": _int(8),
     "version": _choice("v1", "v2"),
     "shortcut": _choice("projection", "zero_pad"),
     "width": _int(1),
@@ -117,6 +122,7 @@ class Run:
     notebook: str
     parameters: dict
     source: str  # the params file it came from
+    compare: tuple = ()  # cross-run summaries of its question (`report.COMPARISONS`)
 
     @property
     def key(self):
@@ -160,6 +166,9 @@ def load_file(path):
     for key in ("parameters", "grid", "profiles"):
         if not isinstance(spec.get(key, {}) or {}, dict):
             raise ConfigError(f"{path}: {key!r} must be a mapping")
+    compare = spec.get("compare") or []
+    if not isinstance(compare, list) or any(c not in COMPARISONS for c in compare):
+        raise ConfigError(f"{path}: compare={compare!r} is not accepted; use a list of {', '.join(COMPARISONS)}")
     return spec
 
 
@@ -188,7 +197,8 @@ def expand(path, profile, root="."):
         name = _run_name(path, spec.get("name"), params)
         for key, value in params.items():
             _check_parameter(path, name, key, value, accepted)
-        runs.append(Run(spec["question"], name, spec["notebook"], params, path))
+        _check_together(path, name, {**accepted, **params})
+        runs.append(Run(spec["question"], name, spec["notebook"], params, path, tuple(spec.get("compare") or ())))
     names = [r.name for r in runs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -237,6 +247,15 @@ def _check_parameter(path, run, key, value, accepted):
     ok, expected = SCHEMA[key](value)
     if not ok:
         raise ConfigError(f"{where} = {value!r} is not accepted; use {expected}")
+
+
+def _check_together(path, run, params):
+    """Rules that involve several parameters (with the notebook's defaults filled in)."""
+    if "family" in params and "depth" in params:
+        try:
+            check_depth(params["family"], params["depth"])
+        except ConfigError as e:
+            raise ConfigError(f"{path}: run {run!r}: {e}") from None
 
 
 def plan(params_dir, profile, root="."):

@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(("module://", "inline")) else None
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from resnet_keras.files import atomic_path  # noqa: E402
@@ -70,3 +71,69 @@ def save_figure(fig, path):
     """Write `fig` as PNG, atomically."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
+
+
+def plot_error_vs_depth(measured, paper=None, title="CIFAR-10 test error against depth"):
+    """Test error (%) against depth: `measured` maps a label ("resnet", "plain") to {depth: error};
+    `paper` is {depth: error} of the reference, drawn as crosses."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, points in measured.items():
+        depths = sorted(points)
+        ax.plot(depths, [points[d] for d in depths], marker="o", label=f"{label} (this suite)")
+    if paper:
+        depths = sorted(paper)
+        ax.plot(depths, [paper[d] for d in depths], "x--", color="black", label="ResNet (paper)")
+    ax.set_xlabel("depth (weight layers)")
+    ax.set_ylabel("test error (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_plain_vs_residual(curves, title="Plain (left) against residual (right) networks"):
+    """The paper's figure 6: training error (dashed) and validation error (bold) per epoch.
+
+    `curves` maps (family, depth) to a history DataFrame; family is "plain" or "resnet".
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    depths = sorted({d for _, d in curves})
+    colors = dict(zip(depths, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
+    for ax, family in zip(axes, ("plain", "resnet")):
+        for (fam, depth), h in sorted(curves.items()):
+            if fam != family:
+                continue
+            name = f"{'plain' if fam == 'plain' else 'ResNet'}-{depth}"
+            ax.plot(h["epoch"], 100 * (1 - h["accuracy"]), "--", lw=1, color=colors[depth],
+                    label=None if "val_accuracy" in h else name)
+            if "val_accuracy" in h:
+                ax.plot(h["epoch"], 100 * (1 - h["val_accuracy"]), "-", marker="o", ms=3, lw=2.2, color=colors[depth],
+                        label=name)
+        ax.set_title(f"{'plain' if family == 'plain' else 'residual'} networks")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    axes[0].set_ylabel("error (%): dashed train, bold validation")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_time(points, title="Test accuracy against training time per epoch"):
+    """One labelled point per network: `points` maps a name to (seconds per epoch, accuracy, params)."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, (seconds, accuracy, params) in points.items():
+        ax.scatter(seconds, accuracy, s=30 + 200 * params / max(p for _, _, p in points.values()), alpha=0.7)
+        ax.annotate(f"{name} ({params / 1e6:.2f}M)", (seconds, accuracy), textcoords="offset points",
+                    xytext=(6, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("training time per epoch (s, log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -7,6 +7,17 @@ from resnet_keras.files import write_json, write_text
 
 RESULTS_FILE = "results.json"
 
+# He et al. (2015), table 6: CIFAR-10 test error (%) of ResNets with option-A
+# shortcuts, trained 64k iterations with the step schedule.
+PAPER_CIFAR10_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
+
+
+def paper_error(dataset, family, depth, shortcut="zero_pad"):
+    """The paper's CIFAR-10 test error (%) for this network, or None if the table has none."""
+    if dataset == "cifar10" and family == "resnet" and shortcut == "zero_pad":
+        return PAPER_CIFAR10_ERROR.get(depth)
+    return None
+
 
 def run_summary(history, test, model, **info):
     """The key figures of a finished run, as a flat dict for `results.json`.
@@ -19,10 +30,13 @@ def run_summary(history, test, model, **info):
     """
     from resnet_keras.models import count_params
 
+    times = history["time_s"]
     summary = {
         "model": model.name,
         "params": count_params(model),
         "epochs_trained": int(len(history)),
+        # The first epoch includes compilation: leave it out when there are others.
+        "epoch_time_s": round(float((times.iloc[1:] if len(times) > 1 else times).median()), 2),
         "final_train_accuracy": float(history["accuracy"].iloc[-1]),
         "test_accuracy": float(test["accuracy"]),
         "test_loss": float(test["loss"]),
@@ -43,9 +57,9 @@ def write_run_results(out_dir, summary):
 
 # The sweep's summary: read every run's record once, at the end.
 
-COLUMNS = ["question", "run", "status", "dataset", "model", "depth", "params", "optimizer", "batch_size", "epochs",
-           "best_val_accuracy", "final_val_accuracy", "test_accuracy", "train_val_gap", "train_time_s", "elapsed_s",
-           "weights", "seed", "error", "where", "report"]
+COLUMNS = ["question", "run", "status", "dataset", "model", "family", "depth", "params", "optimizer", "batch_size",
+           "epochs", "best_val_accuracy", "final_val_accuracy", "test_accuracy", "train_val_gap", "train_time_s",
+           "epoch_time_s", "latency_ms", "throughput_img_s", "elapsed_s", "weights", "seed", "error", "where", "report"]
 LINKS = (("report", "report.html"), ("notebook", "notebook.ipynb"), ("model", "model.h5"), ("history", "history.csv"),
          ("curves", "curves.png"), ("confusion", "confusion.png"), ("metrics", "metrics.json"))
 
@@ -71,7 +85,7 @@ def results_table(outputs, runs, records):
 
 
 def write_summary(outputs, runs, records):
-    """Write `results.csv`, a comparison plot per question and `index.html`; return the index path."""
+    """Write `results.csv`, the comparisons of each question and `index.html`; return the index path."""
     import html
 
     import pandas as pd
@@ -80,21 +94,24 @@ def write_summary(outputs, runs, records):
 
     table = results_table(outputs, runs, records)
     write_text(os.path.join(outputs, "results.csv"), table.to_csv(index=False))
+    compare = {run.question: run.compare for run in runs}
     sections = []
     for question, group in table.groupby("question", sort=False):
+        ok = list(group.loc[group.status == "ok", "run"])
+        results = {name: records[f"{question}/{name}"].get("results", {}) for name in ok}
         histories = {}
-        for name in group.loc[group.status == "ok", "run"]:
+        for name in ok:
             path = os.path.join(outputs, question, name, "history.csv")
             if os.path.isfile(path):
                 histories[name] = pd.read_csv(path)
-        figure = ""
+        parts = [f"<h2>{html.escape(question)}</h2>", _html_table(outputs, group)]
         if histories:
             metric = "val_accuracy" if any("val_accuracy" in h for h in histories.values()) else "accuracy"
             fig = plots.plot_overlay(histories, metric, f"{question}: {metric} per epoch, all runs")
-            plots.save_figure(fig, os.path.join(outputs, question, "comparison.png"))
-            plots.plt.close(fig)
-            figure = f'<img src="{question}/comparison.png" alt="{question} comparison" width="720">'
-        sections.append(f"<h2>{html.escape(question)}</h2>\n{_html_table(outputs, group)}\n{figure}")
+            parts.append(_figure(outputs, question, "comparison.png", fig))
+        for name in compare.get(question, ()):
+            parts.append(COMPARISONS[name](outputs, question, results, histories))
+        sections.append("\n".join(p for p in parts if p))
     ok = int((table.status == "ok").sum())
     page = _PAGE.format(ok=ok, failed=len(table) - ok, total=len(table), when=time.strftime("%Y-%m-%d %H:%M"),
                         sections="\n".join(sections))
@@ -103,11 +120,83 @@ def write_summary(outputs, runs, records):
     return index
 
 
+def _figure(outputs, question, file, fig):
+    """Save `fig` as outputs/<question>/<file>; return its <img> tag for the index."""
+    from resnet_keras import plots
+
+    plots.save_figure(fig, os.path.join(outputs, question, file))
+    plots.plt.close(fig)
+    return f'<img src="{question}/{file}" alt="{question}: {file}" width="720">'
+
+
+# Cross-run comparisons named in a params file's `compare` list. Each takes the
+# question's successful runs ({run: results.json dict}, {run: history DataFrame})
+# and returns HTML for the index, writing its files beside the runs.
+
+def paper_table(outputs, question, results, histories):
+    """The paper's CIFAR-10 table next to ours, as HTML and `paper_table.csv`, and error against depth."""
+    import pandas as pd
+
+    from resnet_keras import plots
+
+    rows = []
+    for name, r in results.items():
+        if r.get("family") not in ("resnet", "plain"):
+            continue
+        paper = paper_error(r.get("dataset"), r["family"], r.get("depth"), r.get("shortcut", "zero_pad"))
+        error = round(100 * (1 - r["test_accuracy"]), 2)
+        rows.append({"network": f"{'ResNet' if r['family'] == 'resnet' else 'plain'}-{r['depth']}",
+                     "family": r["family"], "depth": r["depth"], "params": r["params"],
+                     "epochs": r.get("epochs_trained"), "test error (%)": error, "paper (%)": paper,
+                     "difference (points)": None if paper is None else round(error - paper, 2), "run": name})
+    if not rows:
+        return ""
+    df = pd.DataFrame(rows).sort_values(["family", "depth"], ascending=[False, True])
+    write_text(os.path.join(outputs, question, "paper_table.csv"), df.to_csv(index=False))
+    measured = {}
+    for family, part in df.groupby("family"):
+        measured["ResNet" if family == "resnet" else "plain"] = dict(zip(part["depth"], part["test error (%)"]))
+    fig = plots.plot_error_vs_depth(measured, PAPER_CIFAR10_ERROR)
+    return ("<h3>Against the ResNet paper (CIFAR-10, table 6)</h3>\n"
+            + df.drop(columns="family").to_html(index=False, na_rep="", classes="paper", border=0)
+            + f'\n<p><a href="{question}/paper_table.csv">paper_table.csv</a></p>\n'
+            + _figure(outputs, question, "error_vs_depth.png", fig))
+
+
+def plain_vs_residual(outputs, question, results, histories):
+    """Training and validation error of plain and residual networks side by side (the paper's figure 6)."""
+    from resnet_keras import plots
+
+    curves = {(r["family"], r["depth"]): histories[name] for name, r in results.items()
+              if r.get("family") in ("plain", "resnet") and name in histories}
+    if not curves:
+        return ""
+    return ("<h3>Plain against residual networks (the paper's figure 6)</h3>\n"
+            + _figure(outputs, question, "plain_vs_residual.png", plots.plot_plain_vs_residual(curves)))
+
+
+def accuracy_vs_time(outputs, question, results, histories):
+    """Test accuracy against training time per epoch, one point per network."""
+    from resnet_keras import plots
+
+    points = {r["model"]: (r["epoch_time_s"], r["test_accuracy"], r["params"]) for r in results.values()
+              if r.get("epoch_time_s")}
+    if not points:
+        return ""
+    return ("<h3>Accuracy against training time</h3>\n"
+            + _figure(outputs, question, "accuracy_vs_time.png", plots.plot_accuracy_vs_time(points)))
+
+
+COMPARISONS = {"paper_table": paper_table, "plain_vs_residual": plain_vs_residual,
+               "accuracy_vs_time": accuracy_vs_time}
+
+
 def _html_table(outputs, group):
     import html
 
     shown = ["run", "status", "dataset", "model", "params", "optimizer", "batch_size", "epochs", "best_val_accuracy",
-             "final_val_accuracy", "test_accuracy", "train_time_s", "weights"]
+             "final_val_accuracy", "test_accuracy", "train_val_gap", "train_time_s", "epoch_time_s", "latency_ms",
+             "throughput_img_s", "weights"]
     shown = [c for c in shown if group[c].notna().any()]
     head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in shown) + "<th>files</th>"
     body = []
@@ -115,8 +204,8 @@ def _html_table(outputs, group):
         cells = []
         for c in shown:
             v = row[c]
-            text = "" if v is None or v != v else (f"{v:.4f}" if isinstance(v, float) and c.endswith("accuracy")
-                                                   else f"{v:,}" if c == "params" else str(v))
+            text = "" if v is None or v != v else (f"{v:.4f}" if isinstance(v, float) and c.endswith(("accuracy", "gap"))
+                                                   else f"{v:,}" if c in ("params", "throughput_img_s") else str(v))
             cls = f' class="{row.status.replace(" ", "-")}"' if c == "status" else ""
             cells.append(f"<td{cls}>{html.escape(text)}</td>")
         folder = os.path.join(row.question, row.run)
@@ -140,6 +229,7 @@ th {{ background: #f3f3f3; }}
 td.ok {{ color: #176f2c; font-weight: bold; }}
 td.failed {{ color: #b00020; font-weight: bold; }}
 tr.error td {{ background: #fff0f0; font-family: monospace; }}
+table.paper td:nth-child(5), table.paper td:nth-child(6) {{ font-weight: bold; }}
 </style></head>
 <body>
 <h1>ResNet experiments</h1>

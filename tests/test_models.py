@@ -50,6 +50,26 @@ def test_models_map_pixels_to_probabilities(version, shortcut):
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.parametrize("family,depth,name,params", [
+    ("resnet", 110, "resnet110", 1_727_962),
+    ("plain", 56, "plain56", 853_018),
+    ("preact", 44, "preact_resnet44", None),
+    ("imagenet", 18, "resnet18", 11_173_962),
+])
+def test_study_networks_by_family_and_depth(family, depth, name, params):
+    model = rk.build_model(family, depth, shortcut="zero_pad")
+    assert model.name == name
+    if params:
+        assert rk.count_params(model) == params
+    if family != "imagenet":
+        assert rk.count_weight_layers(model) == depth
+
+
+def test_wide_preact_resnet44_has_the_studys_2_6m_parameters():
+    model = rk.build_model("preact", 44, 100, width=2, shortcut="projection")
+    assert round(rk.count_params(model) / 1e6, 2) == 2.65
+
+
 def test_zero_pad_shortcut_subsamples_and_pads_channels():
     x = np.arange(2 * 4 * 4 * 3, dtype="float32").reshape(2, 4, 4, 3)
     y = keras.ops.convert_to_numpy(rk.layers.ZeroPadShortcut(8, 2)(x))
@@ -115,6 +135,8 @@ def test_transfer_model_loads_local_weights_file(tmp_path):
     (lambda: rk.build_resnet(3, shortcut="option_b"), "shortcut='option_b'"),
     (lambda: rk.build_resnet(3, version="v3"), "version='v3'"),
     (lambda: rk.build_imagenet_resnet(101), "depth=101"),
+    (lambda: rk.build_model("resnet", 21), "depth=21"),
+    (lambda: rk.build_model("wide", 20), "family='wide'"),
     (lambda: rk.build_transfer_model(10, weights="/no/such/file.h5"), "weights='/no/such/file.h5'"),
 ])
 def test_bad_model_arguments_name_the_value_and_accepted_ones(call, bad):

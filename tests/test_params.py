@@ -44,7 +44,7 @@ def test_shipped_params_plan_without_errors(profile, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     os.makedirs("outputs/.tiny-cifar", exist_ok=True)  # the smoke profile's data folder must exist
     runs = plan("params", profile)
-    assert {r.question for r in runs} == {"q1", "q2", "q3"}
+    assert {r.question for r in runs} == {"q1", "q2", "q3", "paper", "architectures", "preact100"}
     assert len({r.key for r in runs}) == len(runs)
 
 
@@ -99,6 +99,8 @@ BAD = [
     ({"colour": "blue"}, "unknown key 'colour'; accepted keys are"),
     ({"parameters": [1, 2]}, "'parameters' must be a mapping"),
     ({"profiles": {"fast": {}}}, "profile 'fast' is not accepted; use full, quick, smoke"),
+    ({"compare": ["paper_tables"]}, "compare=['paper_tables'] is not accepted; use a list of paper_table,"),
+    ({"compare": "paper_table"}, "compare='paper_table' is not accepted"),
 ]
 
 
@@ -136,3 +138,27 @@ def test_unknown_profile_is_named(tmp_path):
 def test_empty_params_folder_is_named(tmp_path):
     with pytest.raises(ConfigError, match="no params files found"):
         plan(str(tmp_path), "full", REPO)
+
+
+STUDY = {"question": "s", "notebook": "notebooks/study.py", "name": "{family}-{depth}", "compare": ["paper_table"],
+         "grid": {"net": [{"family": "resnet", "depth": 20}, {"family": "imagenet", "depth": 50}]}}
+
+
+def test_study_networks_are_named_by_family_and_depth(tmp_path):
+    runs = expand(write(tmp_path, STUDY), "full", REPO)
+    assert [r.name for r in runs] == ["resnet-20", "imagenet-50"]
+    assert runs[0].compare == ("paper_table",)
+
+
+@pytest.mark.parametrize("net,message", [
+    ({"family": "resnet", "depth": 21}, "depth=21 is not accepted for family 'resnet'; use 6n+2"),
+    ({"family": "plain", "depth": 18}, "depth=18 is not accepted for family 'plain'"),
+    ({"family": "imagenet", "depth": 20}, "depth=20 is not accepted; use one of 18, 34, 50"),
+    ({"family": "imagenet"}, "depth=20 is not accepted; use one of 18, 34, 50"),  # the notebook's default depth
+])
+def test_depth_must_suit_the_family_before_anything_runs(tmp_path, net, message):
+    path = write(tmp_path, {**STUDY, "grid": {"net": [net]}, "name": "{family}"})
+    with pytest.raises(ConfigError) as err:
+        expand(path, "full", REPO)
+    text = str(err.value)
+    assert text.startswith(f"{path}: run '{net['family']}': ") and message in text and "\n" not in text

@@ -19,7 +19,9 @@ from resnet_keras.sweep import PRODUCTS
 
 pytestmark = pytest.mark.slow
 SMOKE_RUNS = ["q1/cifar10-n1-adam", "q2/cifar10-n1-rmsprop-b32", "q2/cifar10-n1-adam-b16", "q2/cifar10-n1-sgd-b64",
-              "q3/cifar10-rmsprop-none", "q3/cifar10-adam-none", "q3/cifar10-sgd-none"]
+              "q3/cifar10-rmsprop-none", "q3/cifar10-adam-none", "q3/cifar10-sgd-none",
+              "architectures/resnet-20", "architectures/imagenet-18", "paper/resnet-20", "paper/plain-20",
+              "preact100/preact-8-w1"]
 
 
 def sweep(root, *args):
@@ -63,9 +65,27 @@ def test_smoke_sweep_produces_every_artefact(project):
     assert results["test_accuracy"].between(0, 1).all() and results["params"].gt(0).all()
     report = (root / "outputs" / SMOKE_RUNS[0] / "report.html").read_text()
     assert "test accuracy" in report and "rk.build_resnet" not in report  # outputs shown, code hidden
-    q3 = (root / "outputs" / SMOKE_RUNS[-1] / "report.html").read_text()
+    q3 = (root / "outputs" / "q3/cifar10-sgd-none" / "report.html").read_text()
     assert "Weights of the ResNet-50 base: none: random initialisation" in q3
     assert (root / "outputs" / "q2" / "comparison.png").is_file()
+
+
+def test_smoke_sweep_draws_the_studys_comparisons(project):
+    root, _ = project
+    outputs = root / "outputs"
+    table = pd.read_csv(outputs / "paper" / "paper_table.csv")
+    assert table["network"].tolist() == ["ResNet-20", "plain-20"] and table["paper (%)"].iloc[0] == 8.75
+    results = pd.read_csv(outputs / "results.csv")
+    results = results.set_index(results["question"] + "/" + results["run"])
+    assert 100 * (1 - results.loc["paper/resnet-20", "test_accuracy"]) == \
+        pytest.approx(table["test error (%)"].iloc[0], abs=0.01)
+    for figure in ("paper/error_vs_depth.png", "paper/plain_vs_residual.png", "architectures/accuracy_vs_time.png"):
+        assert (outputs / figure).stat().st_size > 1000
+    arch = results.loc["architectures/imagenet-18"]
+    assert arch["model"] == "resnet18" and arch["latency_ms"] > 0 and arch["throughput_img_s"] > 0
+    assert results.loc["preact100/preact-8-w1", "model"] == "preact_resnet8"
+    metrics = json.loads((outputs / "preact100" / "preact-8-w1" / "metrics.json").read_text())
+    assert len(metrics["results"]["class_names"]) == 100
 
 
 def test_progress_is_one_line_per_run_and_epoch(project):

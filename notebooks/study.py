@@ -1,0 +1,133 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # ResNet study: one network, trained and measured
+#
+# One run of the study behind the ResNet paper's CIFAR experiments and their
+# best-known follow-ups. A network is named by its family and depth:
+#
+# - `resnet`: the CIFAR ResNet of He et al. (2015, section 4.2), 6n+2 weight
+#   layers (20, 32, 44, 56, 110), post-activation blocks;
+# - `plain`: the same network without shortcuts, the paper's plain baseline;
+# - `preact`: pre-activation blocks (He et al., 2016), optionally wider;
+# - `imagenet`: ResNet-18/34/50 as in torchvision, with a CIFAR stem (3x3
+#   convolution, no max-pool).
+#
+# The params files `study_paper`, `study_architectures` and `study_preact_cifar100` run
+# it for every network of their study; the sweep's index compares the runs
+# (the paper's table, training-error curves of plain against residual
+# networks, accuracy against training time). This report shows one network:
+# its learning curves, test error, confusion matrix and inference speed.
+
+# %% tags=["parameters"]
+dataset = "cifar10"  # cifar10 or cifar100
+label_mode = "fine"  # cifar100 only: fine (100 classes) or coarse (20)
+data_dir = None  # folder with the official CIFAR python layout; None: $RESNET_KERAS_DATA or Keras' cache
+per_class = None  # train only on the first k images of each class (None: all)
+test_per_class = None  # evaluate on the first k test images of each class (None: all)
+validation_split = 0.1  # fraction of each class held out for validation
+family = "resnet"  # resnet, plain, preact (CIFAR, depth 6n+2) or imagenet (depth 18, 34 or 50)
+depth = 20  # weight layers: 20, 32, 44, 56, 110, ... for CIFAR families; 18, 34, 50 for imagenet
+width = 1  # filter multiplier (CIFAR families)
+shortcut = "zero_pad"  # CIFAR families: zero_pad (the paper's option A) or projection (1x1 conv)
+dropout = 0.0  # dropout rate before the classifier
+weight_decay = 1e-4  # coupled L2 on the kernels (the paper: 1e-4)
+optimizer = "sgd"  # sgd, adam or rmsprop
+learning_rate = 0.1  # initial learning rate
+momentum = 0.9  # sgd only
+nesterov = False  # sgd only
+schedule = "step"  # constant, step (x0.1 at 50% and 75%: the paper's 32k and 48k of 64k iterations) or cosine
+warmup_epochs = 0  # linear warm-up epochs (the paper warms ResNet-110 up for about 400 iterations)
+epochs = 182  # training epochs (182 epochs of 45k images at batch 128 are the paper's 64k iterations)
+batch_size = 128  # images per step
+augment = True  # pad-4 random crop and horizontal flip
+seed = 0  # seed for weights, data order and augmentation
+out_dir = "outputs/study/dev"  # where the artefacts go (the sweep sets it)
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import os
+
+import resnet_keras as rk
+from resnet_keras import plots, report
+
+os.makedirs(out_dir, exist_ok=True)
+rk.set_seed(seed)
+
+# %% [markdown]
+# ## Prepare the data
+
+# %%
+data = rk.load_dataset(dataset, data_dir, label_mode=label_mode, validation_split=validation_split,
+                       per_class=per_class, test_per_class=test_per_class)
+mean, std = data.channel_stats()
+print(f"{dataset}: {len(data.y_train)} train, {len(data.y_val)} validation, {len(data.y_test)} test images, "
+      f"{data.num_classes} classes")
+
+# %% [markdown]
+# ## Build the model
+
+# %%
+model = rk.build_model(family, depth, data.num_classes, width=width, shortcut=shortcut, dropout=dropout,
+                       weight_decay=weight_decay, mean=mean, std=std)
+print(f"{model.name}: {rk.count_params(model):,} trainable parameters, "
+      f"{rk.count_weight_layers(model)} weight layers")
+
+# %% [markdown]
+# ## Train
+#
+# One line per epoch. An interrupted run continues from its last completed epoch.
+
+# %%
+history = rk.train(model, data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                   learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, schedule=schedule,
+                   warmup_epochs=warmup_epochs, augment=augment, seed=seed)
+fig = plots.plot_history(history, f"{model.name} on {dataset}")
+plots.save_figure(fig, f"{out_dir}/curves.png")
+
+# %% [markdown]
+# ## Evaluate on the test set
+
+# %%
+test = rk.evaluate(model, data.x_test, data.y_test)
+print(f"test error {100 * (1 - test['accuracy']):.2f}% (accuracy {test['accuracy']:.4f}), "
+      f"test loss {test['loss']:.4f}")
+paper = report.paper_error(dataset, family, depth, shortcut)
+if paper is not None:
+    print(f"the ResNet paper's table: {paper:.2f}% for ResNet-{depth} on CIFAR-10")
+fig = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
+plots.save_figure(fig, f"{out_dir}/confusion.png")
+
+# %% [markdown]
+# ## Inference speed
+#
+# Latency: the median time to classify one image; throughput: images per
+# second in batches of 500, on this run's machine.
+
+# %%
+speed = rk.measure_inference(model, data.x_test)
+print(f"latency {speed['latency_ms']:.2f} ms per image, throughput {speed['throughput_img_s']:,.0f} images/s")
+
+# %% [markdown]
+# ## Save
+
+# %%
+rk.save_h5(model, f"{out_dir}/model.h5")
+report.write_run_results(out_dir, report.run_summary(
+    history, test, model, dataset=dataset, family=family, depth=depth, width=width,
+    shortcut="projection" if family == "imagenet" else shortcut, optimizer=optimizer, batch_size=batch_size,
+    epochs=epochs, learning_rate=learning_rate, schedule=schedule, seed=seed, class_names=data.class_names,
+    **speed))

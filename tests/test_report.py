@@ -1,0 +1,90 @@
+"""The sweep's summary: results table, index and the cross-run comparisons of the study."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from resnet_keras.params import Run
+from resnet_keras.report import COMPARISONS, paper_error, write_summary
+
+
+def fake_run(outputs, question, name, results, compare, accuracies=(0.5, 0.6)):
+    """A finished run on disk: its history.csv, and the sweep's record of it."""
+    folder = os.path.join(outputs, question, name)
+    os.makedirs(folder)
+    pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.5], "accuracy": list(accuracies),
+                  "val_loss": [2.1, 1.7], "val_accuracy": [a - 0.05 for a in accuracies], "time_s": [9.0, 4.0]}
+                 ).to_csv(os.path.join(folder, "history.csv"), index=False)
+    run = Run(question, name, "notebooks/study.py", {}, "params/x.yaml", compare)
+    record = {"status": "ok", "results": {"dataset": "cifar10", "shortcut": "zero_pad", "epochs_trained": 2,
+                                          **results}}
+    return run, record
+
+
+def test_paper_table_puts_measured_error_next_to_the_papers(tmp_path):
+    outputs = str(tmp_path)
+    compare = ("paper_table", "plain_vs_residual")
+    runs, records = [], {}
+    for name, family, depth, accuracy in (("resnet-20", "resnet", 20, 0.9120), ("resnet-56", "resnet", 56, 0.93),
+                                          ("plain-20", "plain", 20, 0.90), ("resnet-26", "resnet", 26, 0.91)):
+        run, rec = fake_run(outputs, "paper", name, {"family": family, "depth": depth, "params": 1000 * depth,
+                                                      "model": name, "test_accuracy": accuracy}, compare)
+        runs.append(run)
+        records[run.key] = rec
+    index = write_summary(outputs, runs, records)
+    table = pd.read_csv(tmp_path / "paper" / "paper_table.csv").set_index("network")
+    assert list(table.index) == ["ResNet-20", "ResNet-26", "ResNet-56", "plain-20"]
+    assert table.loc["ResNet-20", "test error (%)"] == pytest.approx(8.80)
+    assert table.loc["ResNet-20", "paper (%)"] == 8.75 and table.loc["ResNet-56", "paper (%)"] == 6.97
+    assert table.loc["ResNet-20", "difference (points)"] == pytest.approx(0.05)
+    assert pd.isna(table.loc["plain-20", "paper (%)"]) and pd.isna(table.loc["ResNet-26", "paper (%)"])
+    html = open(index).read()
+    for figure in ("error_vs_depth.png", "plain_vs_residual.png", "comparison.png"):
+        assert (tmp_path / "paper" / figure).stat().st_size > 1000
+        assert f'src="paper/{figure}"' in html
+    assert "Against the ResNet paper" in html and "<td>8.75</td>" in html
+
+
+def test_accuracy_against_time_leaves_out_the_compiling_first_epoch(tmp_path):
+    outputs = str(tmp_path)
+    run, rec = fake_run(outputs, "arch", "imagenet-18", {"model": "resnet18", "params": 11_173_962,
+                                                        "test_accuracy": 0.8, "epoch_time_s": 4.0},
+                        ("accuracy_vs_time",))
+    html = open(write_summary(outputs, [run], {run.key: rec})).read()
+    assert (tmp_path / "arch" / "accuracy_vs_time.png").is_file() and "Accuracy against training time" in html
+
+
+def test_comparisons_skip_questions_without_matching_runs(tmp_path):
+    outputs = str(tmp_path)
+    run, rec = fake_run(outputs, "q", "x", {"model": "m", "params": 5, "test_accuracy": 0.5}, tuple(COMPARISONS))
+    write_summary(outputs, [run], {run.key: rec})
+    assert sorted(os.listdir(tmp_path / "q")) == ["comparison.png", "x"]
+
+
+def test_failed_runs_stay_out_of_the_comparisons(tmp_path):
+    outputs = str(tmp_path)
+    run, _ = fake_run(outputs, "paper", "resnet-20", {}, ("paper_table",))
+    html = open(write_summary(outputs, [run], {run.key: {"status": "failed", "error": "Boom"}})).read()
+    assert "Boom" in html and not (tmp_path / "paper" / "paper_table.csv").exists()
+
+
+def test_paper_error_only_for_the_papers_networks():
+    assert paper_error("cifar10", "resnet", 110) == 6.43
+    assert paper_error("cifar10", "resnet", 110, "projection") is None
+    assert paper_error("cifar100", "resnet", 20) is None and paper_error("cifar10", "plain", 20) is None
+
+
+def test_run_results_are_plain_json(tmp_path):
+    import resnet_keras as rk
+    from resnet_keras.report import run_summary, write_run_results
+
+    model = rk.build_resnet(1)
+    history = pd.DataFrame({"epoch": [1, 2, 3], "accuracy": [0.2, 0.3, 0.4], "val_accuracy": [0.2, 0.25, 0.3],
+                            "time_s": [10.0, 2.0, 4.0]})
+    write_run_results(str(tmp_path), run_summary(history, {"accuracy": 0.3, "loss": 1.9}, model,
+                                                 class_names=["a", "b"]))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["epoch_time_s"] == 3.0  # median of the epochs after the first
+    assert results["train_val_gap"] == pytest.approx(0.1) and results["class_names"] == ["a", "b"]
