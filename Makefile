@@ -13,13 +13,14 @@ export RESNET_KERAS_DATA ?= $(if $(wildcard $(SHARED_DATA)/unpack),$(CURDIR)/dat
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv data test demo sweep notebooks lab bench clean
+.PHONY: help venv data test demo sweep notebooks lab app bench clean
 
 help:
 	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N] [FORCE=1]  run the experiments into outputs/"
 	@echo "make test                                                run the test suite"
 	@echo "make bench [BENCH_ARGS=--tiny]                           throughput against eager PyTorch"
 	@echo "make lab                                                 open the notebooks in JupyterLab"
+	@echo "make app [PORT=8000]                                     classify uploaded images with a trained model"
 	@echo "make demo                                                train a ResNet-20 for one epoch"
 
 venv: $(VENV)/.installed
@@ -49,6 +50,11 @@ notebooks: venv
 
 lab: venv data notebooks
 	$(VENV)/bin/jupyter lab notebooks/
+
+# A web page that classifies an uploaded image with any model.h5 under outputs/.
+PORT ?= 8000
+app: venv
+	$(PY) -m resnet_keras.app --outputs outputs --port $(PORT)
 
 # Throughput against eager PyTorch (optional, benchmark-only: pip install torch==2.13.0).
 bench: venv

@@ -171,8 +171,10 @@ def _execute(run, folder, digest, root):
         nb = jupytext.read(os.path.join(root, run.notebook))
         with atomic_path(nb_path) as tmp:
             try:
+                # The kernel's own stderr (TensorFlow's C++ logs) stays in kernel.log, out of the report.
                 papermill.execute_notebook(nb, tmp, parameters={**run.parameters, "out_dir": folder},
-                                           kernel_name="python3", progress_bar=False, cwd=os.path.abspath(root))
+                                           kernel_name="python3", progress_bar=False, cwd=os.path.abspath(root),
+                                           extra_arguments=["--IPKernelApp.capture_fd_output=False"])
             except papermill.PapermillExecutionError as e:
                 error = {"error": f"{e.ename}: {_strip_ansi(str(e.evalue))}".strip(),
                          "where": _error_location(e.traceback), "cell": e.exec_count}

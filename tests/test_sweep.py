@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, chromium, requires_chromium
 from resnet_keras.sweep import PRODUCTS
 
 pytestmark = pytest.mark.slow
@@ -95,6 +95,7 @@ def test_progress_is_one_line_per_run_and_epoch(project):
     nb = json.loads((root / "outputs" / SMOKE_RUNS[0] / "notebook.ipynb").read_text())
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "epoch 1/1  loss" in text and "legacy" not in text and "\r" not in text and "\b" not in text  # no per-batch progress bar
+    assert "absl" not in text and "oneDNN" not in text  # TensorFlow's C++ logs go to kernel.log, not the report
 
 
 def test_second_sweep_skips_everything(project):
@@ -152,21 +153,7 @@ def test_invalid_params_fail_before_anything_runs(project, tmp_path):
     assert "start" not in out and not (root / "outputs" / "qbad").exists()
 
 
-def _chromium():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
-
-
-@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
-                    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+@requires_chromium
 def test_index_opens_in_a_browser_without_broken_links_or_images(project):
     root, _ = project
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root / "outputs"))
@@ -174,7 +161,7 @@ def test_index_opens_in_a_browser_without_broken_links_or_images(project):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}/"
-    driver = _chromium()
+    driver = chromium()
     try:
         pages = [base + "index.html", base + SMOKE_RUNS[0] + "/report.html"]
         links = set()
