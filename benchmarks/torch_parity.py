@@ -26,10 +26,9 @@ MEAN, STD = np.array(rk.models.CIFAR10_MEAN), np.array(rk.models.CIFAR10_STD)
 
 
 def keras_run(data, order, epochs, seed, momentum, epsilon):
-    import keras
     rk.set_seed(seed)
     model = rk.build_resnet(3, bn_momentum=momentum, bn_epsilon=epsilon)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=rk.make_optimizer("adam", 1e-3), loss="sparse_categorical_crossentropy")
     accs = []
     for e in range(epochs):
         for idx in order[e]:

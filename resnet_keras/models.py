@@ -5,8 +5,11 @@ them and name every layer after its place (`stage2_block1_conv1`), as
 `keras.applications` does, so summaries and weight files read cleanly.
 
 Defaults follow the ResNet paper (He et al., 2015) and its common PyTorch
-reproductions: He-normal convolutions, batch norm after every convolution,
-momentum 0.9 and epsilon 1e-5 in batch norm. Keras' own batch-norm defaults
+reproductions rather than Keras' own: He-normal convolutions (untruncated, as
+`torch.nn.init.kaiming_normal_`), batch norm after every convolution with
+momentum 0.9 and epsilon 1e-5, and PyTorch's default initialisation of the
+classifier (uniform in +-1/sqrt(fan_in) for weights and bias; Keras' Glorot
+uniform starts with logits about twice as large). Keras' batch-norm defaults
 (momentum 0.99, epsilon 1e-3) make the moving statistics lag far behind the
 weights in short runs, which shows as validation accuracy swinging from epoch
 to epoch (measured: see README, "Learning parity with PyTorch").
@@ -48,7 +51,8 @@ class _Opts:
     def conv(self, x, filters, kernel, strides, name):
         return layers.Conv2D(
             filters, kernel, strides=strides, padding="same", use_bias=False,
-            kernel_initializer="he_normal", kernel_regularizer=self.regularizer, name=name,
+            kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal"),
+            kernel_regularizer=self.regularizer, name=name,
         )(x)
 
     def bn(self, x, name):
@@ -140,7 +144,10 @@ def _head(x, num_classes, dropout, opts, name_prefix=""):
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
+    bound = 1.0 / x.shape[-1] ** 0.5  # PyTorch's nn.Linear default
     return layers.Dense(num_classes, activation="softmax", kernel_regularizer=opts.regularizer,
+                        kernel_initializer=keras.initializers.RandomUniform(-bound, bound),
+                        bias_initializer=keras.initializers.RandomUniform(-bound, bound),
                         dtype="float32", name="predictions")(x)
 
 

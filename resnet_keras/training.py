@@ -46,7 +46,7 @@ def make_optimizer(name, learning_rate=1e-3, momentum=0.9, nesterov=False):
         check_number("momentum", momentum, maximum=1.0)
         return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=bool(nesterov))
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
+        return keras.optimizers.Adam(learning_rate, epsilon=1e-8)  # the Adam paper's and PyTorch's epsilon
     return keras.optimizers.RMSprop(learning_rate)
 
 
