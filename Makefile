@@ -16,7 +16,8 @@ export PYTHONUNBUFFERED := 1
 .PHONY: help venv data test demo sweep notebooks lab app bench clean
 
 help:
-	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N] [FORCE=1]  run the experiments into outputs/"
+	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N] [FORCE=1] [ONLY='q1_scratch study_paper']"
+	@echo "                                                         run the experiments into outputs/"
 	@echo "make test                                                run the test suite"
 	@echo "make bench [BENCH_ARGS=--tiny]                           throughput against eager PyTorch"
 	@echo "make lab                                                 open the notebooks in JupyterLab"
@@ -41,7 +42,7 @@ test: venv data
 
 sweep: venv data notebooks
 	@if [ "$(PROFILE)" = smoke ]; then $(PY) -m resnet_keras.data tiny outputs/.tiny-cifar >/dev/null; fi
-	$(PY) -m resnet_keras.sweep --profile $(PROFILE) --jobs $(JOBS) $(if $(FORCE),--force)
+	$(PY) -m resnet_keras.sweep --profile $(PROFILE) --jobs $(JOBS) $(if $(FORCE),--force) $(if $(ONLY),--only $(ONLY))
 
 # Paired .ipynb copies of the Jupytext notebooks (git-ignored), for JupyterLab
 # and `papermill --help-notebook notebooks/q1_scratch.ipynb`.
