@@ -95,7 +95,7 @@ def main():
     table = pd.DataFrame(rows)
     os.makedirs("outputs/bench", exist_ok=True)
     table.to_csv("outputs/bench/parity.csv", index=False)
-    print(table.to_markdown(index=False) if hasattr(table, "to_markdown") else table.to_string(index=False))
+    print(table.to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -194,6 +194,8 @@ COMPARISONS = {"paper_table": paper_table, "plain_vs_residual": plain_vs_residua
 def _html_table(outputs, group):
     import html
 
+    import pandas as pd
+
     shown = ["run", "status", "dataset", "model", "params", "optimizer", "batch_size", "epochs", "best_val_accuracy",
              "final_val_accuracy", "test_accuracy", "train_val_gap", "train_time_s", "epoch_time_s", "latency_ms",
              "throughput_img_s", "weights"]
@@ -204,7 +206,7 @@ def _html_table(outputs, group):
         cells = []
         for c in shown:
             v = row[c]
-            text = "" if v is None or v != v else (f"{v:.4f}" if isinstance(v, float) and c.endswith(("accuracy", "gap"))
+            text = "" if pd.isna(v) else (f"{v:.4f}" if isinstance(v, float) and c.endswith(("accuracy", "gap"))
                                                    else f"{v:,}" if c in ("params", "throughput_img_s") else str(v))
             cls = f' class="{row.status.replace(" ", "-")}"' if c == "status" else ""
             cells.append(f"<td{cls}>{html.escape(text)}</td>")

@@ -88,3 +88,12 @@ def test_run_results_are_plain_json(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["epoch_time_s"] == 3.0  # median of the epochs after the first
     assert results["train_val_gap"] == pytest.approx(0.1) and results["class_names"] == ["a", "b"]
+
+
+def test_index_lists_runs_not_run_yet_beside_finished_ones(tmp_path):
+    outputs = str(tmp_path)
+    run, rec = fake_run(outputs, "q", "done", {"model": "m", "params": 5, "depth": 20, "test_accuracy": 0.5}, ())
+    waiting = Run("q", "waiting", "notebooks/study.py", {}, "params/x.yaml")
+    html = open(write_summary(outputs, [run, waiting], {run.key: rec})).read()
+    assert "<td>waiting</td>" in html and "not run" in html
+    assert pd.read_csv(tmp_path / "results.csv").set_index("run").loc["waiting", "status"] == "not run"
