@@ -83,10 +83,7 @@ def _keras_infer(n, count):
 
     model = rk.build_resnet(n)
     x = np.random.default_rng(0).integers(0, 256, (count, 32, 32, 3)).astype(np.float32)
-    model.predict(x[:1000], batch_size=500, verbose=0)
-    t = time.perf_counter()
-    model.predict(x, batch_size=500, verbose=0)
-    return count / (time.perf_counter() - t)
+    return rk.measure_inference(model, x, batch_size=500, latency_calls=0)["throughput_img_s"]
 
 
 def _torch_net(n):

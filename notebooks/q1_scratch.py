@@ -70,8 +70,7 @@ rk.set_seed(seed)
 data = rk.load_dataset(dataset, data_dir, label_mode=label_mode, validation_split=validation_split,
                        per_class=per_class, test_per_class=test_per_class)
 mean, std = data.channel_stats()
-print(f"{dataset}: {len(data.y_train)} train, {len(data.y_val)} validation, {len(data.y_test)} test images, "
-      f"{data.num_classes} classes")
+print(f"{dataset}: {data.describe()}")
 
 # %% [markdown]
 # ## Build the model

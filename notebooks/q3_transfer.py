@@ -61,7 +61,7 @@ os.makedirs(out_dir, exist_ok=True)
 rk.set_seed(seed)
 data = rk.load_dataset(dataset, data_dir, label_mode=label_mode, validation_split=validation_split,
                        per_class=per_class, test_per_class=test_per_class)
-print(f"{dataset}: {len(data.y_train)} train, {len(data.y_val)} validation, {len(data.y_test)} test images")
+print(f"{dataset}: {data.describe()}")
 
 # %% [markdown]
 # ## Model: frozen ResNet-50 base and a new head

@@ -55,6 +55,11 @@ class CifarData:
     def num_classes(self):
         return len(self.class_names)
 
+    def describe(self):
+        """One line: the size of each split and the number of classes."""
+        return (f"{len(self.y_train)} train, {len(self.y_val)} validation, {len(self.y_test)} test images, "
+                f"{self.num_classes} classes")
+
     def channel_stats(self):
         """Per-channel mean and std of the train images on 0..255."""
         x = self.x_train.reshape(-1, 3).astype(np.float64)

@@ -73,6 +73,12 @@ def save_figure(fig, path):
         fig.savefig(tmp, dpi=110, format="png")
 
 
+def network_label(family, depth=None):
+    """How the paper names a CIFAR network: "ResNet-20", "plain-20" (without depth: "ResNet", "plain")."""
+    name = "plain" if family == "plain" else "ResNet"
+    return name if depth is None else f"{name}-{depth}"
+
+
 def plot_error_vs_depth(measured, paper=None, title="CIFAR-10 test error against depth"):
     """Test error (%) against depth: `measured` maps a label ("resnet", "plain") to {depth: error};
     `paper` is {depth: error} of the reference, drawn as crosses."""
@@ -104,7 +110,7 @@ def plot_plain_vs_residual(curves, title="Plain (left) against residual (right) 
         for (fam, depth), h in sorted(curves.items()):
             if fam != family:
                 continue
-            name = f"{'plain' if fam == 'plain' else 'ResNet'}-{depth}"
+            name = network_label(fam, depth)
             ax.plot(h["epoch"], 100 * (1 - h["accuracy"]), "--", lw=1, color=colors[depth],
                     label=None if "val_accuracy" in h else name)
             if "val_accuracy" in h:

@@ -145,7 +145,7 @@ def paper_table(outputs, question, results, histories):
             continue
         paper = paper_error(r.get("dataset"), r["family"], r.get("depth"), r.get("shortcut", "zero_pad"))
         error = round(100 * (1 - r["test_accuracy"]), 2)
-        rows.append({"network": f"{'ResNet' if r['family'] == 'resnet' else 'plain'}-{r['depth']}",
+        rows.append({"network": plots.network_label(r["family"], r["depth"]),
                      "family": r["family"], "depth": r["depth"], "params": r["params"],
                      "epochs": r.get("epochs_trained"), "test error (%)": error, "paper (%)": paper,
                      "difference (points)": None if paper is None else round(error - paper, 2), "run": name})
@@ -155,7 +155,7 @@ def paper_table(outputs, question, results, histories):
     write_text(os.path.join(outputs, question, "paper_table.csv"), df.to_csv(index=False))
     measured = {}
     for family, part in df.groupby("family"):
-        measured["ResNet" if family == "resnet" else "plain"] = dict(zip(part["depth"], part["test error (%)"]))
+        measured[plots.network_label(family)] = dict(zip(part["depth"], part["test error (%)"]))
     fig = plots.plot_error_vs_depth(measured, PAPER_CIFAR10_ERROR)
     return ("<h3>Against the ResNet paper (CIFAR-10, table 6)</h3>\n"
             + df.drop(columns="family").to_html(index=False, na_rep="", classes="paper", border=0)
