@@ -12,7 +12,11 @@ shared and its timings drift (see ../shared/notes). Measured:
   SGD momentum, on random images; ours through `model.fit` on the real
   input pipeline (`CifarBatches` with augmentation), PyTorch an eager loop
   over pre-made tensors (no augmentation: its best case);
-- infer: images/s of `model.predict` against `torch.no_grad()` eval, batch 500;
+- infer: images/s of `model.predict` against `torch.no_grad()` eval, batch 500,
+  float32; ours as built (`infer_raw`) and as deployed, batch norm folded into
+  the convolutions by `rk.inference_model` (`infer`, the ratio we quote), and
+  folded with bfloat16 convolutions (`infer_bf16`, against the same float32
+  PyTorch: this CPU has AVX512-BF16);
 - input overhead: ours with augmentation against ours on one cached batch;
 - Q3 head epoch: one epoch of the transfer head re-running the frozen
   ResNet-50 on every image against the head on cached features.
@@ -76,12 +80,14 @@ def _Cached(x, y, steps):
     return Cached()
 
 
-def _keras_infer(n, count):
+def _keras_infer(n, count, precision=None):
     import numpy as np
 
     import resnet_keras as rk
 
     model = rk.build_resnet(n)
+    if precision:
+        model = rk.inference_model(model, precision)
     x = np.random.default_rng(0).integers(0, 256, (count, 32, 32, 3)).astype(np.float32)
     return rk.measure_inference(model, x, batch_size=500, latency_calls=0)["throughput_img_s"]
 
@@ -194,7 +200,8 @@ def main():
     reps = 1 if args.tiny else args.reps
     rows = []
     for n in depths:
-        res = {k: [] for k in ("train", "train_cached", "infer", "torch_train", "torch_infer")}
+        res = {k: [] for k in ("train", "train_cached", "infer_raw", "infer", "infer_bf16", "torch_train",
+                               "torch_infer")}
         for rep in range(reps):
             order = [("torch", "keras"), ("keras", "torch")][rep % 2] if torch else ("keras",)
             for fw in order:
@@ -203,7 +210,9 @@ def main():
                                                 augment=True))
                     res["train_cached"].append(measure("keras_train", n=n, batch=128, steps=steps, warmup=warmup,
                                                        augment="cached"))
-                    res["infer"].append(measure("keras_infer", n=n, count=count))
+                    res["infer_raw"].append(measure("keras_infer", n=n, count=count))
+                    res["infer"].append(measure("keras_infer", n=n, count=count, precision="float32"))
+                    res["infer_bf16"].append(measure("keras_infer", n=n, count=count, precision="bfloat16"))
                 else:
                     res["torch_train"].append(measure("torch_train", n=n, batch=128, steps=steps, warmup=warmup))
                     res["torch_infer"].append(measure("torch_infer", n=n, count=count))
@@ -212,10 +221,11 @@ def main():
         med = {k: statistics.median(v) for k, v in res.items() if v}
         row = {"model": f"resnet{6 * n + 2}", "reps": reps, "train_img_s": med["train"],
                "train_cached_img_s": med["train_cached"], "input_overhead": 1 - med["train"] / med["train_cached"],
-               "infer_img_s": med["infer"]}
+               "infer_raw_img_s": med["infer_raw"], "infer_img_s": med["infer"], "infer_bf16_img_s": med["infer_bf16"]}
         if torch:
             row.update(torch_train_img_s=med["torch_train"], torch_infer_img_s=med["torch_infer"],
-                       train_ratio=med["train"] / med["torch_train"], infer_ratio=med["infer"] / med["torch_infer"])
+                       train_ratio=med["train"] / med["torch_train"], infer_ratio=med["infer"] / med["torch_infer"],
+                       infer_bf16_ratio=med["infer_bf16"] / med["torch_infer"])
         rows.append(row)
     q3 = {"rerun_base": [], "cached": []}
     for rep in range(reps):

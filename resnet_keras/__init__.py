@@ -15,11 +15,12 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "data": ["CifarBatches", "CifarData", "DataNotFoundError", "augment_batch", "load_dataset"],
     "errors": ["ConfigError"],
+    "inference": ["inference_model", "measure_inference"],
     "models": ["bottleneck_block", "build_imagenet_resnet", "build_model", "build_resnet", "build_transfer_model",
                "count_params", "count_weight_layers", "preact_block", "residual_block", "resnet18", "resnet34",
                "resnet50", "unfreeze_top"],
     "training": ["LRSchedule", "StopOnNaN", "TrainingDiverged", "cache_features", "evaluate", "load_h5",
-                 "make_optimizer", "measure_inference", "save_h5", "set_seed", "train"],
+                 "make_optimizer", "save_h5", "set_seed", "train"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

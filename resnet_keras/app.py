@@ -98,9 +98,10 @@ class Classifier:
         with self._lock:
             key = (info["path"], os.path.getmtime(info["path"]))
             if key not in self._models:
+                from resnet_keras.inference import inference_model
                 from resnet_keras.training import load_h5
 
-                self._models = {key: load_h5(info["path"])}  # one at a time: models can be large
+                self._models = {key: inference_model(load_h5(info["path"]))}  # one at a time: models can be large
             model = self._models[key]
             x = read_image(data, model.input_shape[1:3])
             probabilities = model.predict_on_batch(x)[0]

@@ -289,30 +289,3 @@ def evaluate(model, x, y, batch_size=500):
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], eps, 1.0))))
     pred = probs.argmax(axis=1)
     return {"loss": loss, "accuracy": float(np.mean(pred == y)), "predictions": pred}
-
-
-def measure_inference(model, x, batch_size=500, latency_calls=30):
-    """Inference speed of `model` on inputs `x`, after a warm-up call each.
-
-    Returns a dict: `latency_ms`, the median time of `predict_on_batch` on one
-    image over `latency_calls` calls (None when 0), and `throughput_img_s`,
-    images per second of `predict` over all of `x` in batches of `batch_size`.
-    """
-    check_int("batch_size", batch_size)
-    check_int("latency_calls", latency_calls, minimum=0)
-    if not len(x):
-        raise ConfigError("measure_inference needs at least one input; x is empty")
-    x = x.astype(np.float32)
-    latency = None
-    if latency_calls:
-        model.predict_on_batch(x[:1])
-        times = []
-        for _ in range(latency_calls):
-            start = time.perf_counter()
-            model.predict_on_batch(x[:1])
-            times.append(time.perf_counter() - start)
-        latency = round(1000 * float(np.median(times)), 3)
-    model.predict(x[:batch_size], batch_size=batch_size, verbose=0)
-    start = time.perf_counter()
-    model.predict(x, batch_size=batch_size, verbose=0)
-    return {"latency_ms": latency, "throughput_img_s": round(len(x) / (time.perf_counter() - start), 1)}

@@ -139,12 +139,3 @@ def test_augmenting_features_is_refused(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="augment=True needs images"):
         rk.train(head, feats, str(tmp_path), epochs=1, augment=True, verbose=0)
 
-
-def test_inference_speed_is_measured_on_the_given_inputs():
-    model = rk.build_resnet(1)
-    x = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3)).astype(np.uint8)
-    speed = rk.measure_inference(model, x, batch_size=16, latency_calls=3)
-    assert speed["latency_ms"] > 0 and speed["throughput_img_s"] > 0
-    assert rk.measure_inference(model, x, batch_size=16, latency_calls=0)["latency_ms"] is None
-    with pytest.raises(ConfigError, match="x is empty"):
-        rk.measure_inference(model, x[:0])

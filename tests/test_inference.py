@@ -1,0 +1,93 @@
+import keras
+import numpy as np
+import pytest
+
+import resnet_keras as rk
+from resnet_keras.errors import ConfigError
+
+
+def pixels(n, side=32, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, side, side, 3)).astype(np.float32)
+
+
+def with_trained_statistics(model, seed=0):
+    """Give every batch norm non-trivial statistics and affine weights, as training would."""
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.5, c))
+            layer.moving_variance.assign(rng.uniform(0.2, 3.0, c))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, c))
+            layer.beta.assign(rng.normal(0, 0.3, c))
+    return model
+
+
+def batch_norms(model):
+    return sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model._flatten_layers())
+
+
+@pytest.mark.parametrize("family,depth,kwargs,left", [
+    ("resnet", 8, {"shortcut": "projection"}, 0),
+    ("resnet", 8, {"shortcut": "zero_pad"}, 0),
+    ("plain", 8, {}, 0),
+    ("preact", 8, {}, 4),  # each block's first BN and the final one follow an add, not a conv
+    ("imagenet", 18, {}, 0),
+])
+def test_folded_model_predicts_what_the_trained_model_predicts(family, depth, kwargs, left):
+    model = with_trained_statistics(rk.build_model(family, depth, num_classes=10, **kwargs))
+    x = pixels(8)
+    fast = rk.inference_model(model)
+    assert batch_norms(fast) == left < batch_norms(model)
+    np.testing.assert_allclose(fast.predict(x, verbose=0), model.predict(x, verbose=0), atol=2e-5)
+    assert fast.count_params() < model.count_params()  # the moving statistics are gone
+
+
+def test_transfer_model_folds_its_nested_base():
+    model = with_trained_statistics(rk.build_transfer_model(10, weights=None))
+    fast = rk.inference_model(model)
+    assert batch_norms(model) == 53 and batch_norms(fast) == 0
+    x = pixels(4)
+    np.testing.assert_allclose(fast.predict(x, verbose=0), model.predict(x, verbose=0), atol=2e-5)
+
+
+def test_bfloat16_inference_agrees_with_float32():
+    model = with_trained_statistics(rk.build_resnet(1))
+    fast = rk.inference_model(model, precision="bfloat16")
+    convs = [layer for layer in fast.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(layer.compute_dtype == "bfloat16" for layer in convs)
+    assert fast.get_layer("predictions").compute_dtype == "float32"
+    x = pixels(32)
+    got, want = fast.predict(x, verbose=0), model.predict(x, verbose=0)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=0.05)
+    assert np.mean(got.argmax(1) == want.argmax(1)) >= 0.9
+
+
+def test_folding_leaves_the_original_model_untouched():
+    model = with_trained_statistics(rk.build_resnet(1))
+    before = [w.copy() for w in model.get_weights()]
+    rk.inference_model(model)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_inference_model_refuses_bad_arguments():
+    with pytest.raises(ConfigError, match="precision='float16' is not accepted; use one of 'float32', 'bfloat16'"):
+        rk.inference_model(rk.build_resnet(1), precision="float16")
+
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+    with pytest.raises(ConfigError, match="functional Keras model; got Subclassed"):
+        rk.inference_model(Subclassed())
+
+
+def test_inference_speed_is_measured_on_the_given_inputs():
+    model = rk.build_resnet(1)
+    x = pixels(40).astype(np.uint8)
+    speed = rk.measure_inference(model, x, batch_size=16, latency_calls=3)
+    assert speed["latency_ms"] > 0 and speed["throughput_img_s"] > 0
+    assert rk.measure_inference(model, x, batch_size=16, latency_calls=0)["latency_ms"] is None
+    with pytest.raises(ConfigError, match="x is empty"):
+        rk.measure_inference(model, x[:0])
