@@ -17,6 +17,8 @@ shared and its timings drift (see ../shared/notes). Measured:
   the convolutions by `rk.inference_model` (`infer`, the ratio we quote), and
   folded with bfloat16 convolutions (`infer_bf16`, against the same float32
   PyTorch: this CPU has AVX512-BF16);
+- train_bf16: ours in mixed bfloat16 (`rk.set_precision("mixed_bfloat16")`),
+  the check of whether bfloat16 pays for training on this CPU;
 - input overhead: ours with augmentation against ours on one cached batch;
 - Q3 head epoch: one epoch of the transfer head re-running the frozen
   ResNet-50 on every image against the head on cached features.
@@ -39,12 +41,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # ---------------------------------------------------------------- workers (run in a subprocess each)
 
-def _keras_train(n, batch, steps, warmup, augment):
+def _keras_train(n, batch, steps, warmup, augment, precision="float32"):
     import numpy as np
 
     import resnet_keras as rk
 
     rk.set_seed(0)
+    rk.set_precision(precision)
     model = rk.build_resnet(n)
     model.compile(optimizer=rk.make_optimizer("sgd", 0.1), loss="sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
@@ -200,8 +203,8 @@ def main():
     reps = 1 if args.tiny else args.reps
     rows = []
     for n in depths:
-        res = {k: [] for k in ("train", "train_cached", "infer_raw", "infer", "infer_bf16", "torch_train",
-                               "torch_infer")}
+        res = {k: [] for k in ("train", "train_cached", "train_bf16", "infer_raw", "infer", "infer_bf16",
+                               "torch_train", "torch_infer")}
         for rep in range(reps):
             order = [("torch", "keras"), ("keras", "torch")][rep % 2] if torch else ("keras",)
             for fw in order:
@@ -210,6 +213,8 @@ def main():
                                                 augment=True))
                     res["train_cached"].append(measure("keras_train", n=n, batch=128, steps=steps, warmup=warmup,
                                                        augment="cached"))
+                    res["train_bf16"].append(measure("keras_train", n=n, batch=128, steps=steps, warmup=warmup,
+                                                     augment=True, precision="mixed_bfloat16"))
                     res["infer_raw"].append(measure("keras_infer", n=n, count=count))
                     res["infer"].append(measure("keras_infer", n=n, count=count, precision="float32"))
                     res["infer_bf16"].append(measure("keras_infer", n=n, count=count, precision="bfloat16"))
@@ -220,7 +225,8 @@ def main():
                   flush=True)
         med = {k: statistics.median(v) for k, v in res.items() if v}
         row = {"model": f"resnet{6 * n + 2}", "reps": reps, "train_img_s": med["train"],
-               "train_cached_img_s": med["train_cached"], "input_overhead": 1 - med["train"] / med["train_cached"],
+               "train_cached_img_s": med["train_cached"], "train_bf16_img_s": med["train_bf16"],
+               "input_overhead": 1 - med["train"] / med["train_cached"],
                "infer_raw_img_s": med["infer_raw"], "infer_img_s": med["infer"], "infer_bf16_img_s": med["infer_bf16"]}
         if torch:
             row.update(torch_train_img_s=med["torch_train"], torch_infer_img_s=med["torch_infer"],

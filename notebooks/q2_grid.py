@@ -41,6 +41,7 @@ epochs = 20  # training epochs
 batch_size = 128  # images per step
 augment = True  # pad-4 random crop and horizontal flip
 seed = 0  # seed for weights, data order and augmentation
+precision = "auto"  # auto (mixed_float16 on a GPU, else float32), float32, mixed_float16, mixed_bfloat16
 out_dir = "outputs/q2/dev"  # where the artefacts go (the sweep sets it)
 
 # %% [markdown]
@@ -54,6 +55,8 @@ from resnet_keras import plots, report
 
 os.makedirs(out_dir, exist_ok=True)
 rk.set_seed(seed)
+precision = rk.set_precision(precision)
+print(f"precision: {precision}")
 data = rk.load_dataset(dataset, data_dir, label_mode=label_mode, validation_split=validation_split,
                        per_class=per_class, test_per_class=test_per_class)
 mean, std = data.channel_stats()
@@ -86,4 +89,4 @@ print(f"test accuracy {test['accuracy']:.4f}")
 rk.save_h5(model, f"{out_dir}/model.h5")
 report.write_run_results(out_dir, report.run_summary(
     history, test, model, dataset=dataset, depth=6 * n + 2, optimizer=optimizer, batch_size=batch_size,
-    epochs=epochs, learning_rate=learning_rate, seed=seed, class_names=data.class_names))
+    epochs=epochs, learning_rate=learning_rate, seed=seed, precision=precision, class_names=data.class_names))

@@ -43,6 +43,7 @@ fine_tune_epochs = 0  # epochs of fine-tuning after head training (0: no fine-tu
 fine_tune_fraction = 0.25  # fraction of the base's layers unfrozen for fine-tuning
 fine_tune_learning_rate = 1e-5  # learning rate while fine-tuning
 seed = 0  # seed for weights, data order and augmentation
+precision = "auto"  # auto (mixed_float16 on a GPU, else float32), float32, mixed_float16, mixed_bfloat16
 out_dir = "outputs/q3/dev"  # where the artefacts go (the sweep sets it)
 
 # %% [markdown]
@@ -59,6 +60,8 @@ from resnet_keras import plots, report
 
 os.makedirs(out_dir, exist_ok=True)
 rk.set_seed(seed)
+precision = rk.set_precision(precision)
+print(f"precision: {precision}")
 data = rk.load_dataset(dataset, data_dir, label_mode=label_mode, validation_split=validation_split,
                        per_class=per_class, test_per_class=test_per_class)
 print(f"{dataset}: {data.describe()}")
@@ -126,4 +129,4 @@ report.write_run_results(out_dir, report.run_summary(
     history, test, model, dataset=dataset, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
     learning_rate=learning_rate, weights=weights_used, cache_features=cache_features,
     augment=augment and not cache_features, fine_tune_epochs=fine_tune_epochs, seed=seed,
-    class_names=data.class_names))
+    precision=precision, class_names=data.class_names))

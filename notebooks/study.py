@@ -53,6 +53,7 @@ epochs = 182  # training epochs (182 epochs of 45k images at batch 128 are the p
 batch_size = 128  # images per step
 augment = True  # pad-4 random crop and horizontal flip
 seed = 0  # seed for weights, data order and augmentation
+precision = "auto"  # auto (mixed_float16 on a GPU, else float32), float32, mixed_float16, mixed_bfloat16
 out_dir = "outputs/study/dev"  # where the artefacts go (the sweep sets it)
 
 # %% [markdown]
@@ -66,6 +67,8 @@ from resnet_keras import plots, report
 
 os.makedirs(out_dir, exist_ok=True)
 rk.set_seed(seed)
+precision = rk.set_precision(precision)
+print(f"precision: {precision}")
 
 # %% [markdown]
 # ## Prepare the data
@@ -130,5 +133,5 @@ rk.save_h5(model, f"{out_dir}/model.h5")
 report.write_run_results(out_dir, report.run_summary(
     history, test, model, dataset=dataset, family=family, depth=depth, width=width,
     shortcut="projection" if family == "imagenet" else shortcut, optimizer=optimizer, batch_size=batch_size,
-    epochs=epochs, learning_rate=learning_rate, schedule=schedule, seed=seed, class_names=data.class_names,
-    **speed))
+    epochs=epochs, learning_rate=learning_rate, schedule=schedule, seed=seed, precision=precision,
+    class_names=data.class_names, **speed))

@@ -20,7 +20,7 @@ _EXPORTS = {
                "count_params", "count_weight_layers", "preact_block", "residual_block", "resnet18", "resnet34",
                "resnet50", "unfreeze_top"],
     "training": ["LRSchedule", "StopOnNaN", "TrainingDiverged", "cache_features", "evaluate", "load_h5",
-                 "make_optimizer", "save_h5", "set_seed", "train"],
+                 "make_optimizer", "save_h5", "set_precision", "set_seed", "train"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -34,6 +34,7 @@ def check_number(what, value, minimum=0.0, maximum=None, inclusive=True):
 
 
 FAMILIES = ("resnet", "plain", "preact", "imagenet")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # `training.set_precision`
 IMAGENET_DEPTHS = (18, 34, 50)
 
 

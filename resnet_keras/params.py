@@ -27,7 +27,7 @@ import os
 
 import yaml
 
-from resnet_keras.errors import FAMILIES, ConfigError, check_depth
+from resnet_keras.errors import FAMILIES, PRECISIONS, ConfigError, check_depth
 from resnet_keras.files import check_hdf5
 from resnet_keras.report import COMPARISONS
 
@@ -104,6 +104,7 @@ SCHEMA = {
     "augment": _bool,
     "cache_features": _bool,
     "seed": _int(0),
+    "precision": _choice(*PRECISIONS),
     "weights": _weights,
     "resize": _int(32, optional=True),
     "head_units": _int(1),

@@ -16,7 +16,7 @@ import numpy as np
 from keras import ops
 
 from resnet_keras.data import CifarBatches
-from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
+from resnet_keras.errors import PRECISIONS, ConfigError, check_choice, check_int, check_number
 from resnet_keras.files import atomic_path, check_hdf5, write_json, write_text
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
@@ -31,6 +31,26 @@ def set_seed(seed):
     """Seed Python, NumPy and the backend (weights init, dropout)."""
     check_int("seed", seed, minimum=0)
     keras.utils.set_random_seed(seed)
+
+
+def set_precision(precision="auto"):
+    """Set the dtype policy of every model built from now on; return the policy set.
+
+    "mixed_float16" computes in float16 with float32 weights (NVIDIA tensor
+    cores; `compile` adds dynamic loss scaling), "mixed_bfloat16" in bfloat16
+    (TPUs, recent GPUs and CPUs). The classifiers stay float32 either way.
+    "auto" picks "mixed_float16" when the backend sees a GPU and "float32"
+    otherwise: on this project's CPU, bfloat16 training was no faster (see
+    README, "Performance"), and float32 keeps results comparable across runs.
+    Call it before building the model; a resumed run reloads the policy it
+    was saved with.
+    """
+    check_choice("precision", precision, PRECISIONS)
+    if precision == "auto":
+        devices = keras.distribution.list_devices()
+        precision = "mixed_float16" if any(d.lower().startswith("gpu") for d in devices) else "float32"
+    keras.config.set_dtype_policy(precision)
+    return precision
 
 
 def make_optimizer(name, learning_rate=1e-3, momentum=0.9, nesterov=False):

@@ -139,3 +139,41 @@ def test_augmenting_features_is_refused(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="augment=True needs images"):
         rk.train(head, feats, str(tmp_path), epochs=1, augment=True, verbose=0)
 
+
+
+@pytest.fixture
+def restore_precision():
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+@pytest.mark.parametrize("devices,expected", [(["cpu:0"], "float32"), (["gpu:0", "gpu:1"], "mixed_float16")])
+def test_auto_precision_is_mixed_float16_only_on_a_gpu(monkeypatch, restore_precision, devices, expected):
+    monkeypatch.setattr(keras.distribution, "list_devices", lambda device_type=None: devices)
+    assert rk.set_precision("auto") == expected
+    assert rk.build_resnet(1).get_layer("stem_conv").compute_dtype == ("float16" if devices[0] == "gpu:0" else
+                                                                       "float32")
+
+
+@pytest.mark.parametrize("precision,compute", [("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")])
+def test_mixed_precision_trains_saves_and_reloads(tiny_data, tmp_path, restore_precision, precision, compute):
+    rk.set_seed(0)
+    assert rk.set_precision(precision) == precision
+    model = rk.build_resnet(1)
+    hist = rk.train(model, small(tiny_data), str(tmp_path), epochs=1, batch_size=16, optimizer="sgd",
+                    learning_rate=0.05, verbose=0)
+    assert model.get_layer("stem_conv").compute_dtype == compute
+    assert model.get_layer("stem_conv").kernel.dtype == "float32"  # weights stay float32
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "mixed_float16")
+    assert np.isfinite(hist["loss"]).all()
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
+    rk.save_h5(model, str(tmp_path / "m.h5"))
+    keras.config.set_dtype_policy("float32")
+    again = rk.load_h5(str(tmp_path / "m.h5"))
+    assert again.get_layer("stem_conv").compute_dtype == compute
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_unknown_precision_is_refused_by_name(restore_precision):
+    with pytest.raises(ConfigError, match="precision='fp8' is not accepted; use one of 'auto', 'float32'"):
+        rk.set_precision("fp8")
