@@ -6,8 +6,8 @@ folded into that convolution's kernel and bias: in inference mode batch norm
 is a fixed per-channel affine map, so it costs nothing once merged, while left
 alone it is one more pass over every activation (eager PyTorch pays it too).
 It also lets TensorFlow's oneDNN fuse convolution, bias, shortcut add and ReLU
-into one kernel. Measured on this project's 2-core CPU: ResNet-20 predict went
-from about 1,300-1,450 to 1,860 images/s (README, "Performance").
+into one kernel. Measured by `make bench` on this project's 2-core CPU:
+ResNet-20 predict went from 1,283 to 1,890 images/s (README, "Performance").
 
 `precision="bfloat16"` also runs the convolutions in bfloat16 (accumulating in
 float32), which CPUs with AVX512-BF16 or AMX and recent GPUs execute at about
@@ -26,7 +26,7 @@ import numpy as np
 
 from resnet_keras.errors import ConfigError, check_choice, check_int
 
-PRECISIONS = ("float32", "bfloat16")
+INFERENCE_PRECISIONS = ("float32", "bfloat16")  # not `errors.PRECISIONS`, the training policies
 
 # Layers whose work is worth doing in bfloat16; everything else (preprocessing,
 # pooling, the classifier) stays float32, as Keras' mixed-precision guide advises.
@@ -46,7 +46,7 @@ def inference_model(model, precision="float32"):
         a new, uncompiled model with the same inputs and outputs; `model` is
         left untouched. It is meant for predicting, not for training or saving.
     """
-    check_choice("precision", precision, PRECISIONS)
+    check_choice("precision", precision, INFERENCE_PRECISIONS)
     if not _is_functional(model):
         raise ConfigError(f"inference_model needs a functional Keras model; got {type(model).__name__}")
     folds = _foldable(model)
