@@ -12,14 +12,22 @@ shared and its timings drift (see ../shared/notes). Measured:
   SGD momentum, on random images; ours through `model.fit` on the real
   input pipeline (`CifarBatches` with augmentation), PyTorch an eager loop
   over pre-made tensors (no augmentation: its best case);
-- infer: images/s of `model.predict` against `torch.no_grad()` eval, batch 500,
-  float32; ours as built (`infer_raw`) and as deployed, batch norm folded into
-  the convolutions by `rk.inference_model` (`infer`, the ratio we quote), and
-  folded with bfloat16 convolutions (`infer_bf16`, against the same float32
-  PyTorch: this CPU has AVX512-BF16);
+- infer: images/s of `rk.predict` (a `predict_on_batch` loop over batches of
+  500) against a `torch.no_grad()` eval loop over the same batches, float32;
+  ours as built (`infer_raw`) and as deployed, batch norm folded into the
+  convolutions by `rk.inference_model` (`infer`, the ratio we quote), folded
+  through `model.predict` instead (`infer_keras_predict`: its tf.data
+  prefetching halves throughput in some processes), and folded with bfloat16
+  convolutions (`infer_bf16`, against the same float32 PyTorch: this CPU has
+  AVX512-BF16);
 - train_bf16: ours in mixed bfloat16 (`rk.set_precision("mixed_bfloat16")`),
   the check of whether bfloat16 pays for training on this CPU;
-- input overhead: ours with augmentation against ours on one cached batch;
+- input overhead: ours with augmentation against ours on one cached batch,
+  paired within each repetition (the median of the per-repetition ratios:
+  the two runs are adjacent in time, so drift cancels), and the direct cost
+  of producing one augmented batch (`input_ms_per_batch`, single-threaded),
+  as a share of a training step (`input_share`): an upper bound on what the
+  pipeline can take, since tf.data prefetches batches alongside training;
 - Q3 head epoch: one epoch of the transfer head re-running the frozen
   ResNet-50 on every image against the head on cached features.
 
@@ -83,7 +91,23 @@ def _Cached(x, y, steps):
     return Cached()
 
 
-def _keras_infer(n, count, precision=None):
+def _input_pipeline(batch, steps):
+    import numpy as np
+
+    import resnet_keras as rk
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (50000, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, 50000).astype(np.int32)
+    data = rk.CifarBatches(x, y, batch, shuffle=True, augment=True)
+    data[0]
+    t = time.perf_counter()
+    for i in range(steps):
+        data[i]
+    return 1000 * (time.perf_counter() - t) / steps
+
+
+def _keras_infer(n, count, precision=None, keras_predict=False):
     import numpy as np
 
     import resnet_keras as rk
@@ -92,6 +116,11 @@ def _keras_infer(n, count, precision=None):
     if precision:
         model = rk.inference_model(model, precision)
     x = np.random.default_rng(0).integers(0, 256, (count, 32, 32, 3)).astype(np.float32)
+    if keras_predict:
+        model.predict(x[:500], batch_size=500, verbose=0)
+        t = time.perf_counter()
+        model.predict(x, batch_size=500, verbose=0)
+        return count / (time.perf_counter() - t)
     return rk.measure_inference(model, x, batch_size=500, latency_calls=0)["throughput_img_s"]
 
 
@@ -159,7 +188,7 @@ def _q3_head_epoch(count, cached):
 
 
 WORKERS = {"keras_train": _keras_train, "keras_infer": _keras_infer, "torch_train": _torch_train,
-           "torch_infer": _torch_infer, "q3_head_epoch": _q3_head_epoch}
+           "torch_infer": _torch_infer, "q3_head_epoch": _q3_head_epoch, "input_pipeline": _input_pipeline}
 
 
 def _worker(name, kwargs):
@@ -203,8 +232,8 @@ def main():
     reps = 1 if args.tiny else args.reps
     rows = []
     for n in depths:
-        res = {k: [] for k in ("train", "train_cached", "train_bf16", "infer_raw", "infer", "infer_bf16",
-                               "torch_train", "torch_infer")}
+        res = {k: [] for k in ("train", "train_cached", "train_bf16", "infer_raw", "infer", "infer_keras_predict",
+                               "infer_bf16", "torch_train", "torch_infer")}
         for rep in range(reps):
             order = [("torch", "keras"), ("keras", "torch")][rep % 2] if torch else ("keras",)
             for fw in order:
@@ -217,6 +246,8 @@ def main():
                                                      augment=True, precision="mixed_bfloat16"))
                     res["infer_raw"].append(measure("keras_infer", n=n, count=count))
                     res["infer"].append(measure("keras_infer", n=n, count=count, precision="float32"))
+                    res["infer_keras_predict"].append(measure("keras_infer", n=n, count=count, precision="float32",
+                                                              keras_predict=True))
                     res["infer_bf16"].append(measure("keras_infer", n=n, count=count, precision="bfloat16"))
                 else:
                     res["torch_train"].append(measure("torch_train", n=n, batch=128, steps=steps, warmup=warmup))
@@ -224,10 +255,13 @@ def main():
             print(f"  resnet{6 * n + 2} rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in res.items() if v),
                   flush=True)
         med = {k: statistics.median(v) for k, v in res.items() if v}
+        input_ms = measure("input_pipeline", batch=128, steps=steps)
         row = {"model": f"resnet{6 * n + 2}", "reps": reps, "train_img_s": med["train"],
                "train_cached_img_s": med["train_cached"], "train_bf16_img_s": med["train_bf16"],
-               "input_overhead": 1 - med["train"] / med["train_cached"],
-               "infer_raw_img_s": med["infer_raw"], "infer_img_s": med["infer"], "infer_bf16_img_s": med["infer_bf16"]}
+               "input_overhead": statistics.median(1 - a / c for a, c in zip(res["train"], res["train_cached"])),
+               "input_ms_per_batch": input_ms, "input_share": input_ms / (1000 * 128 / med["train"]),
+               "infer_raw_img_s": med["infer_raw"], "infer_img_s": med["infer"],
+               "infer_keras_predict_img_s": med["infer_keras_predict"], "infer_bf16_img_s": med["infer_bf16"]}
         if torch:
             row.update(torch_train_img_s=med["torch_train"], torch_infer_img_s=med["torch_infer"],
                        train_ratio=med["train"] / med["torch_train"], infer_ratio=med["infer"] / med["torch_infer"],
@@ -268,7 +302,10 @@ def _write(summary):
     out = os.path.join(os.path.dirname(HERE), "outputs", "bench")
     write_text(os.path.join(out, "bench.csv"), table.to_csv(index=False))
     write_json(os.path.join(out, "bench.json"), summary)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    shown = table.copy()
+    for col in ("input_overhead", "input_share"):
+        shown[col] = shown[col].map(lambda v: f"{100 * v:.1f}%")
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     q = summary["q3_head"]
     print(f"Q3 head, {q['images']} images: {q['epoch_s_rerun_base']:.2f} s/epoch re-running the base, "
           f"{q['epoch_s_cached']:.3f} s/epoch on cached features ({q['speedup']:.0f}x; one-time extraction "

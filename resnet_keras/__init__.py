@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "data": ["CifarBatches", "CifarData", "DataNotFoundError", "augment_batch", "load_dataset"],
     "errors": ["ConfigError"],
-    "inference": ["inference_model", "measure_inference"],
+    "inference": ["inference_model", "measure_inference", "predict"],
     "models": ["bottleneck_block", "build_imagenet_resnet", "build_model", "build_resnet", "build_transfer_model",
                "count_params", "count_weight_layers", "preact_block", "residual_block", "resnet18", "resnet34",
                "resnet50", "unfreeze_top"],

@@ -18,6 +18,7 @@ from keras import ops
 from resnet_keras.data import CifarBatches
 from resnet_keras.errors import PRECISIONS, ConfigError, check_choice, check_int, check_number
 from resnet_keras.files import atomic_path, check_hdf5, write_json, write_text
+from resnet_keras.inference import predict
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
@@ -292,7 +293,7 @@ def cache_features(model, data, batch_size=256):
     def extract(x):
         if not len(x):
             return np.zeros((0, dim), np.float32)
-        return extractor.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
+        return predict(extractor, x, batch_size)
 
     inputs = keras.Input((dim,), name="features")
     x = inputs
@@ -305,7 +306,7 @@ def cache_features(model, data, batch_size=256):
 
 def evaluate(model, x, y, batch_size=500):
     """Test loss, accuracy and predicted classes of `model` on inputs `x` (images or features)."""
-    probs = model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
+    probs = predict(model, x, batch_size)
     eps = 1e-7
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], eps, 1.0))))
     pred = probs.argmax(axis=1)

@@ -91,3 +91,15 @@ def test_inference_speed_is_measured_on_the_given_inputs():
     assert rk.measure_inference(model, x, batch_size=16, latency_calls=0)["latency_ms"] is None
     with pytest.raises(ConfigError, match="x is empty"):
         rk.measure_inference(model, x[:0])
+
+
+def test_predict_in_batches_matches_keras_predict():
+    model = with_trained_statistics(rk.build_resnet(1))
+    x = pixels(37).astype(np.uint8)  # 37 = 2 batches of 16 and a partial one of 5
+    out = rk.predict(model, x, batch_size=16)
+    assert out.shape == (37, 10) and out.dtype == np.float32
+    np.testing.assert_allclose(out, model.predict(x.astype(np.float32), batch_size=16, verbose=0), atol=1e-5)
+    with pytest.raises(ConfigError, match="batch_size"):
+        rk.predict(model, x, batch_size=0)
+    with pytest.raises(ConfigError, match="x is empty"):
+        rk.predict(model, x[:0])
