@@ -133,6 +133,24 @@ def test_cached_features_train_the_head_of_the_whole_model(tiny_data, tmp_path):
     np.testing.assert_allclose(head.predict(feats.x_test, verbose=0), whole, rtol=1e-4, atol=1e-5)
 
 
+def test_cached_features_train_exactly_what_rerunning_the_base_trains(tiny_data, tmp_path):
+    """Without augmentation the two Q3 modes are the same computation: same history, same model."""
+    data = small(tiny_data)
+    histories, outputs = [], []
+    for cached in (False, True):
+        rk.set_seed(0)
+        model = rk.build_transfer_model(10, weights=None)
+        trained, inputs = rk.cache_features(model, data) if cached else (model, data)
+        rk.set_seed(1)
+        hist = rk.train(trained, inputs, str(tmp_path / str(cached)), epochs=2, batch_size=16, augment=False,
+                        verbose=0, save_best=False)
+        histories.append(hist[["loss", "accuracy", "val_loss", "val_accuracy"]].to_numpy())
+        outputs.append(rk.predict(model, data.x_test))
+    assert histories[0][-1, 0] < histories[0][0, 0]  # it did learn
+    np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-6)
+
+
 def test_augmenting_features_is_refused(tiny_data, tmp_path):
     model = rk.build_transfer_model(10, weights=None)
     head, feats = rk.cache_features(model, small(tiny_data))
