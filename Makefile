@@ -37,8 +37,11 @@ data:
 	@if [ -n "$(RESNET_KERAS_DATA)" ] && [ -x "$(SHARED_DATA)/unpack" ]; then \
 	  "$(SHARED_DATA)/unpack" "$(RESNET_KERAS_DATA)"; fi
 
+# Everything on TensorFlow (the default backend), then what exercises models,
+# training or inference (tests marked `backend`) again on JAX.
 test: venv data
 	$(PY) -m pytest
+	KERAS_BACKEND=jax $(PY) -m pytest -m backend
 
 sweep: venv data notebooks
 	@if [ "$(PROFILE)" = smoke ]; then $(PY) -m resnet_keras.data tiny outputs/.tiny-cifar >/dev/null; fi

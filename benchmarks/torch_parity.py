@@ -22,17 +22,15 @@ import pandas as pd
 
 import resnet_keras as rk
 
-MEAN, STD = np.array(rk.models.CIFAR10_MEAN), np.array(rk.models.CIFAR10_STD)
-
 
 def keras_run(data, order, epochs, seed, momentum, epsilon):
     rk.set_seed(seed)
     model = rk.build_resnet(3, bn_momentum=momentum, bn_epsilon=epsilon)
-    model.compile(optimizer=rk.make_optimizer("adam", 1e-3), loss="sparse_categorical_crossentropy")
+    trainer = rk.training.compile_for_training(model, "adam", 1e-3)
     accs = []
     for e in range(epochs):
         for idx in order[e]:
-            model.train_on_batch(data.x_train[idx].astype("float32"), data.y_train[idx])
+            trainer.train_on_batch(data.x_train[idx].astype("float32"), data.y_train[idx])
         accs.append(rk.evaluate(model, data.x_test, data.y_test)["accuracy"])
     return accs
 
@@ -49,8 +47,8 @@ def torch_run(data, order, epochs, seed):
     net = torch_resnet(3)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
 
-    def tensor(x):
-        return torch.from_numpy(((x - MEAN) / STD).astype(np.float32)).permute(0, 3, 1, 2).contiguous()
+    def tensor(x):  # raw pixels: the reference network normalises them itself, as ours does
+        return torch.from_numpy(x.astype(np.float32)).permute(0, 3, 1, 2).contiguous()
 
     x_test = tensor(data.x_test)
     accs = []

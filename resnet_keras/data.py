@@ -182,35 +182,71 @@ def _validation_mask(y, fraction):
     return mask
 
 
-def augment_batch(x, rng, pad=4):
-    """Standard CIFAR augmentation of a uint8 batch `(b, h, w, c)`.
+PIPELINES = ("host", "device")  # where augmentation runs; `training.resolve_pipeline` adds "auto"
 
-    Zero-pad by `pad` pixels, crop a random window of the original size and
-    flip half of the images horizontally. Vectorised: one gather per batch.
+
+def draw_crops(rng, b, pad=4):
+    """Random augmentation of `b` images: int32 rows `(oy, ox, flip)`, shape `(b, 3)`.
+
+    Crop offsets are uniform in 0..2*pad (in the zero-padded image), flips
+    have probability 1/2, independently per image. Rows `(pad, pad, 0)` leave
+    an image unchanged (`identity_crops`).
+    """
+    oy = rng.integers(0, 2 * pad + 1, size=b)
+    ox = rng.integers(0, 2 * pad + 1, size=b)
+    flip = rng.random(b) < 0.5
+    return np.stack([oy, ox, flip], axis=1).astype(np.int32)
+
+
+def identity_crops(b, pad=4):
+    """Crop rows that leave `b` images unchanged."""
+    return np.tile(np.array([[pad, pad, 0]], np.int32), (b, 1))
+
+
+def crop_flip(x, crops, pad=4):
+    """Apply `draw_crops` rows to a batch `(b, h, w, c)` on the host (NumPy, any dtype).
+
+    Zero-pad by `pad` pixels, take the window at `(oy, ox)`, mirror it where
+    `flip` is 1: one gather per batch. `layers.CropFlip` is the same in-graph.
     """
     b, h, w, _ = x.shape
     padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    oy = rng.integers(0, 2 * pad + 1, size=b)
-    ox = rng.integers(0, 2 * pad + 1, size=b)
-    rows = (oy[:, None] + np.arange(h))[:, :, None]
-    cols = ox[:, None] + np.arange(w)
-    flip = rng.random(b) < 0.5
-    cols = np.where(flip[:, None], cols[:, ::-1], cols)[:, None, :]
+    rows = (crops[:, 0, None] + np.arange(h))[:, :, None]
+    cols = crops[:, 1, None] + np.arange(w)
+    cols = np.where(crops[:, 2, None] > 0, cols[:, ::-1], cols)[:, None, :]
     return padded[np.arange(b)[:, None, None], rows, cols]
 
 
-class CifarBatches(keras.utils.PyDataset):
-    """Batches of (float32 pixels, int32 labels) for `model.fit`, backend-agnostic.
+def augment_batch(x, rng, pad=4):
+    """Standard CIFAR augmentation of a uint8 batch `(b, h, w, c)`: random pad-4 crop, flip."""
+    return crop_flip(x, draw_crops(rng, len(x), pad), pad)
 
-    Shuffling and augmentation draw from a generator seeded by `(seed, epoch)`,
-    so an epoch's batches are the same whether or not the run was resumed.
-    The last partial batch is kept.
+
+class CifarBatches(keras.utils.PyDataset):
+    """Batches for `model.fit`, backend-agnostic, from one of two pipelines.
+
+    - `pipeline="host"`: (float32 pixels, int32 labels), augmented here in
+      NumPy (`augment_batch`); what a CPU trains fastest on.
+    - `pipeline="device"`: ({"pixels": uint8, "crops": int32 (b, 3)}, labels):
+      the raw images (a quarter of the bytes) and the random crop of each;
+      `layers.CropFlip` applies them inside the compiled training step
+      (`training.training_model`), so a GPU is not left waiting for NumPy.
+
+    Both draw the order and the crops from generators seeded by
+    `(seed, epoch)` and `(seed, epoch, batch)`, so the model sees the same
+    images on either pipeline, and an epoch's batches are the same whether or
+    not the run was resumed. The last partial batch is kept.
     """
 
-    def __init__(self, x, y, batch_size, shuffle=False, augment=False, seed=0, epoch=0, **kwargs):
+    def __init__(self, x, y, batch_size, shuffle=False, augment=False, seed=0, epoch=0, pipeline="host",
+                 **kwargs):
         super().__init__(**kwargs)
         self.x, self.y = x, y
         self.batch_size = check_int("batch_size", batch_size)
+        self.pipeline = check_choice("pipeline", pipeline, PIPELINES)
+        if pipeline == "device" and x.ndim != 4:
+            raise ConfigError(f"pipeline='device' needs images (n, h, w, c), not arrays of shape {x.shape}; "
+                              f"use pipeline='host'")
         self.shuffle, self.augment, self.seed = shuffle, augment, seed
         self.set_epoch(epoch)
 
@@ -218,7 +254,6 @@ class CifarBatches(keras.utils.PyDataset):
         self.epoch = epoch
         rng = np.random.default_rng([self.seed, epoch])
         self.order = rng.permutation(len(self.y)) if self.shuffle else np.arange(len(self.y))
-        self.rng = rng
 
     def __len__(self):
         return -(-len(self.y) // self.batch_size)
@@ -226,8 +261,11 @@ class CifarBatches(keras.utils.PyDataset):
     def __getitem__(self, i):
         idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
         x = self.x[idx]
-        if self.augment:
-            x = augment_batch(x, np.random.default_rng([self.seed, self.epoch, i]))
+        crops = draw_crops(np.random.default_rng([self.seed, self.epoch, i]), len(idx)) if self.augment else None
+        if self.pipeline == "device":
+            return {"pixels": x, "crops": identity_crops(len(idx)) if crops is None else crops}, self.y[idx]
+        if crops is not None:
+            x = crop_flip(x, crops)
         return x.astype(np.float32), self.y[idx]
 
     def on_epoch_end(self):

@@ -51,6 +51,7 @@ def inference_model(model, precision="float32"):
         raise ConfigError(f"inference_model needs a functional Keras model; got {type(model).__name__}")
     folds = _foldable(model)
     dropped = {bn.name for bn in folds.values()}
+    outputs = {id(t) for t in model.outputs}  # the softmax stays float32
 
     def clone(layer):
         if _is_functional(layer):
@@ -58,7 +59,7 @@ def inference_model(model, precision="float32"):
         config = layer.get_config()
         if layer.name in folds:
             config.update(use_bias=True, kernel_regularizer=None, bias_regularizer=None)
-        if precision == "bfloat16" and isinstance(layer, _BF16_LAYERS):
+        if precision == "bfloat16" and isinstance(layer, _BF16_LAYERS) and id(layer.output) not in outputs:
             config["dtype"] = "mixed_bfloat16"
         return layer.__class__.from_config(config)
 

@@ -14,8 +14,23 @@ uniform starts with logits about twice as large). Keras' batch-norm defaults
 weights in short runs, which shows as validation accuracy swinging from epoch
 to epoch (measured: see README, "Learning parity with PyTorch").
 
+Strided 3x3 convolutions pad one pixel on every side (`ZeroPadding2D(1)` and
+`padding="valid"`, PyTorch's `padding=1`), so the window is centred on the even
+pixels that the shortcuts (option A's `x[::2, ::2]`, the strided 1x1
+projection) sample. Keras' `padding="same"` pads only bottom/right at stride 2,
+which shifts the branch one pixel against its shortcut: with the same weights,
+pooled features then differ from the reference networks' by 14%.
+
+Weight decay is coupled L2 (the gradient of wd/2 |w|^2 is wd w, as in the
+paper's Torch code and PyTorch's `SGD(weight_decay=wd)`) on every parameter by
+default, batch-norm scale and shift and the classifier bias included, as those
+do; `decay_scope="kernels"` restricts it to convolution and dense kernels.
+
 Every model takes raw RGB pixels in [0, 255] and normalises them itself, so a
-saved `.h5` needs no preprocessing code to be used.
+saved `.h5` needs no preprocessing code to be used. Models end in a layer of
+logits (`"logits"`) followed by a softmax (`"predictions"`): they output
+probabilities, and training computes the loss from the logits
+(`training.training_model`), which is stable on every backend.
 """
 
 import keras
@@ -27,6 +42,7 @@ from resnet_keras.layers import CaffePreprocess, ZeroPadShortcut
 
 SHORTCUTS = ("projection", "zero_pad")
 VERSIONS = ("v1", "v2")
+DECAY_SCOPES = ("all", "kernels")
 IMAGENET_BLOCKS = {18: ("basic", [2, 2, 2, 2]), 34: ("basic", [3, 4, 6, 3]), 50: ("bottleneck", [3, 4, 6, 3])}
 
 # Per-channel statistics of the CIFAR-10 train set on 0..255 (mean, std).
@@ -40,35 +56,50 @@ BN_EPSILON = 1e-5
 class _Opts:
     """Layer settings shared by every block of one network."""
 
-    def __init__(self, weight_decay=0.0, bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON):
+    def __init__(self, weight_decay=0.0, bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, decay_scope="all"):
         check_number("weight_decay", weight_decay)
+        check_choice("decay_scope", decay_scope, DECAY_SCOPES)
         # Coupled L2, as the paper and PyTorch's `SGD(weight_decay=wd)`: the
         # gradient of wd/2 * |w|^2 is wd * w.
         self.regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+        self.other_regularizer = self.regularizer if decay_scope == "all" else None  # BN scale/shift, biases
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
 
     def conv(self, x, filters, kernel, strides, name):
+        padding = "same"
+        if strides > 1 and kernel > 1:  # centre the window on the pixels the shortcut samples (module docstring)
+            x = layers.ZeroPadding2D(kernel // 2, name=name + "_pad")(x)
+            padding = "valid"
         return layers.Conv2D(
-            filters, kernel, strides=strides, padding="same", use_bias=False,
+            filters, kernel, strides=strides, padding=padding, use_bias=False,
             kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal"),
             kernel_regularizer=self.regularizer, name=name,
         )(x)
 
     def bn(self, x, name):
-        return layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.bn_epsilon, name=name)(x)
+        return layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                                         gamma_regularizer=self.other_regularizer,
+                                         beta_regularizer=self.other_regularizer, name=name)(x)
 
     def conv_bn(self, x, filters, kernel, strides, name):
         return self.bn(self.conv(x, filters, kernel, strides, name + "_conv"), name + "_bn")
 
 
-def _shortcut(x, filters, strides, shortcut, opts, name, source=None):
-    """Identity when shapes match; otherwise a projection or the option-A shortcut."""
+def _shortcut(x, filters, strides, shortcut, opts, name, preactivated=None):
+    """Identity when shapes match; otherwise a projection or the option-A shortcut of `x`.
+
+    In pre-activation blocks the projection is a bare 1x1 convolution of the
+    block's `preactivated` input, as in He et al.'s (2016) reference code; in
+    post-activation blocks it is a 1x1 convolution of `x` and batch norm.
+    """
     if strides == 1 and x.shape[-1] == filters:
         return x
     if shortcut == "zero_pad":
         return ZeroPadShortcut(filters, strides, name=name + "_pad")(x)
-    return opts.conv_bn(x if source is None else source, filters, 1, strides, name)
+    if preactivated is not None:
+        return opts.conv(preactivated, filters, 1, strides, name + "_conv")
+    return opts.conv_bn(x, filters, 1, strides, name)
 
 
 def residual_block(x, filters, downsample=False, shortcut="projection", plain=False, opts=None, name="block"):
@@ -99,8 +130,8 @@ def residual_block(x, filters, downsample=False, shortcut="projection", plain=Fa
 def preact_block(x, filters, downsample=False, shortcut="projection", plain=False, opts=None, name="block"):
     """Pre-activation block (v2, He et al. 2016): BN, ReLU, conv, BN, ReLU, conv, add.
 
-    A projection shortcut reads the pre-activated input, as in the paper's
-    reference code; identity and option-A shortcuts read `x` itself.
+    A projection shortcut is a 1x1 convolution of the pre-activated input, as
+    in the paper's reference code; identity and option-A shortcuts read `x`.
     Same arguments and shapes as `residual_block`.
     """
     check_choice("shortcut", shortcut, SHORTCUTS)
@@ -112,7 +143,8 @@ def preact_block(x, filters, downsample=False, shortcut="projection", plain=Fals
     y = opts.conv(y, filters, 3, 1, name + "_2_conv")
     if plain:
         return y
-    return layers.Add(name=name + "_add")([_shortcut(x, filters, strides, shortcut, opts, name + "_0", source=pre), y])
+    skip = _shortcut(x, filters, strides, shortcut, opts, name + "_0", preactivated=pre)
+    return layers.Add(name=name + "_add")([skip, y])
 
 
 def bottleneck_block(x, filters, downsample=False, shortcut="projection", plain=False, opts=None, name="block",
@@ -145,10 +177,11 @@ def _head(x, num_classes, dropout, opts, name_prefix=""):
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
     bound = 1.0 / x.shape[-1] ** 0.5  # PyTorch's nn.Linear default
-    return layers.Dense(num_classes, activation="softmax", kernel_regularizer=opts.regularizer,
-                        kernel_initializer=keras.initializers.RandomUniform(-bound, bound),
-                        bias_initializer=keras.initializers.RandomUniform(-bound, bound),
-                        dtype="float32", name="predictions")(x)
+    x = layers.Dense(num_classes, kernel_regularizer=opts.regularizer, bias_regularizer=opts.other_regularizer,
+                     kernel_initializer=keras.initializers.RandomUniform(-bound, bound),
+                     bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+                     dtype="float32", name="logits")(x)
+    return layers.Activation("softmax", dtype="float32", name="predictions")(x)
 
 
 def _stack(x, stages, block, shortcut, plain, opts):
@@ -162,7 +195,7 @@ def _stack(x, stages, block, shortcut, plain, opts):
 
 def build_resnet(n=3, num_classes=10, version="v1", shortcut="projection", width=1, plain=False,
                  input_shape=(32, 32, 3), dropout=0.0, weight_decay=0.0, mean=CIFAR10_MEAN, std=CIFAR10_STD,
-                 bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, name=None):
+                 bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, decay_scope="all", name=None):
     """CIFAR ResNet of depth 6n+2 (He et al. 2015, section 4.2).
 
     A 3x3 stem with 16*width filters, three stages of n blocks with 16, 32, 64
@@ -178,7 +211,8 @@ def build_resnet(n=3, num_classes=10, version="v1", shortcut="projection", width
         plain: no shortcuts (the paper's plain baseline of the same depth).
         input_shape: `(h, w, 3)` of the raw pixels.
         dropout: rate before the classifier (0 for none).
-        weight_decay: coupled L2 on conv and dense kernels (paper: 1e-4).
+        weight_decay: coupled L2 (paper: 1e-4), on every parameter or, with
+            `decay_scope="kernels"`, on conv and dense kernels only.
         mean, std: per-channel pixel statistics on 0..255 used to normalise.
     Returns:
         an uncompiled `keras.Model` from pixels `(batch, h, w, 3)` to class
@@ -190,7 +224,7 @@ def build_resnet(n=3, num_classes=10, version="v1", shortcut="projection", width
     check_choice("shortcut", shortcut, SHORTCUTS)
     check_int("width", width)
     check_number("dropout", dropout, maximum=0.99)
-    opts = _Opts(weight_decay, bn_momentum, bn_epsilon)
+    opts = _Opts(weight_decay, bn_momentum, bn_epsilon, decay_scope)
     inputs, x = _input(input_shape, mean, std)
     if version == "v1":
         x = layers.ReLU(name="stem_relu")(opts.conv_bn(x, 16 * width, 3, 1, "stem"))
@@ -207,7 +241,7 @@ def build_resnet(n=3, num_classes=10, version="v1", shortcut="projection", width
 
 
 def build_imagenet_resnet(depth=18, num_classes=10, input_shape=(32, 32, 3), dropout=0.0, weight_decay=0.0,
-                          mean=CIFAR10_MEAN, std=CIFAR10_STD, name=None):
+                          mean=CIFAR10_MEAN, std=CIFAR10_STD, decay_scope="all", name=None):
     """ImageNet-style ResNet-18/34/50 with a CIFAR stem (3x3 conv, no max-pool).
 
     Stages of 64, 128, 256, 512 filters (strides 1, 2, 2, 2), basic blocks for
@@ -219,7 +253,7 @@ def build_imagenet_resnet(depth=18, num_classes=10, input_shape=(32, 32, 3), dro
     check_int("num_classes", num_classes, minimum=2)
     kind, blocks = IMAGENET_BLOCKS[depth]
     block = residual_block if kind == "basic" else bottleneck_block
-    opts = _Opts(weight_decay)
+    opts = _Opts(weight_decay, decay_scope=decay_scope)
     inputs, x = _input(input_shape, mean, std)
     x = layers.ReLU(name="stem_relu")(opts.conv_bn(x, 64, 3, 1, "stem"))
     stages = [(f, b, 1 if i == 0 else 2) for i, (f, b) in enumerate(zip((64, 128, 256, 512), blocks))]
@@ -267,7 +301,7 @@ def build_transfer_model(num_classes, weights="imagenet", input_shape=(32, 32, 3
     """ResNet-50 base (`include_top=False`, frozen) with a small classifier head.
 
     pixels -> [Resizing(resize)] -> ImageNet preprocessing -> ResNet-50 ->
-    global average pooling -> Dense(head_units, relu) -> [Dropout] -> softmax.
+    global average pooling -> Dense(head_units, relu) -> [Dropout] -> logits -> softmax.
 
     Args:
         num_classes: classifier width.
@@ -295,7 +329,8 @@ def build_transfer_model(num_classes, weights="imagenet", input_shape=(32, 32, 3
     x = layers.Dense(head_units, activation="relu", name="head_dense")(x)
     if dropout:
         x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    x = layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="resnet50_transfer")
 
 

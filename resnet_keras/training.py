@@ -3,6 +3,13 @@
 `train()` is what notebooks call: it compiles, fits with the augmented
 pipeline, logs one CSV row per epoch, keeps the best model, and resumes
 from the last completed epoch after an interruption.
+
+Training computes the loss from logits (`training_model`), never from the
+softmax's probabilities: Keras' JAX and PyTorch backends compute a loss on
+probabilities as `log(clip(p, 1e-7, 1 - 1e-7))`, which gives no gradient at
+all for an image the network gets confidently wrong (measured: a ResNet-8
+whose classifier is scaled x300 stayed stuck on JAX while it recovered on
+TensorFlow, which finds the logits behind a softmax by itself).
 """
 
 import glob
@@ -22,6 +29,7 @@ from resnet_keras.inference import predict
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
+PIPELINE_CHOICES = ("auto", "host", "device")  # `data.PIPELINES` and "auto"
 
 
 class TrainingDiverged(RuntimeError):
@@ -49,10 +57,65 @@ def set_precision(precision="auto"):
     """
     check_choice("precision", precision, PRECISIONS)
     if precision == "auto":
-        devices = keras.distribution.list_devices()
-        precision = "mixed_float16" if any(d.lower().startswith("gpu") for d in devices) else "float32"
+        precision = "mixed_float16" if has_gpu() else "float32"
     keras.config.set_dtype_policy(precision)
     return precision
+
+
+def has_gpu():
+    """True when the Keras backend sees a GPU."""
+    return any(d.lower().startswith("gpu") for d in keras.distribution.list_devices())
+
+
+def resolve_pipeline(pipeline="auto", x=None):
+    """The input pipeline to train with: "host" or "device" (see `data.CifarBatches`).
+
+    "auto" picks "device" (augmentation inside the compiled step) when the
+    backend sees a GPU and the inputs `x` are images, else "host": on this
+    project's CPU, NumPy augmentation costs under 1% of a step and runs
+    alongside it (README, "Performance"), while a GPU waits for it.
+    """
+    check_choice("pipeline", pipeline, PIPELINE_CHOICES)
+    if pipeline == "auto":
+        pipeline = "device" if has_gpu() and (x is None or x.ndim == 4) else "host"
+    return pipeline
+
+
+def training_model(model, pipeline="host"):
+    """The model that training fits: `model` up to its logits, sharing its weights.
+
+    `model` must end in a softmax layer (the builders' "predictions"), whose
+    input is taken as the logits. With `pipeline="device"` the training model
+    takes `{"pixels": uint8, "crops": int32}` batches and crops and flips them
+    in the compiled step (`layers.CropFlip`) before `model`'s own layers.
+    """
+    from resnet_keras.layers import CropFlip
+
+    layer, node_index, _ = model.outputs[0]._keras_history
+    if not (isinstance(layer, keras.layers.Activation) and layer.activation is keras.activations.softmax):
+        raise ConfigError(f"model {model.name!r} ends in {type(layer).__name__} {layer.name!r}, not a softmax "
+                          f"layer; build it with resnet_keras, whose models end in logits and softmax")
+    logits = keras.Model(model.inputs, layer._inbound_nodes[node_index].input_tensors[0], name=f"{model.name}_logits")
+    if check_choice("pipeline", pipeline, PIPELINE_CHOICES[1:]) == "host":
+        return logits
+    pixels = keras.Input(model.inputs[0].shape[1:], dtype="uint8", name="pixels")
+    crops = keras.Input((3,), dtype="int32", name="crops")
+    images = CropFlip(dtype="float32", name="crop_flip")(pixels, crops)
+    return keras.Model({"pixels": pixels, "crops": crops}, logits(images), name=f"{model.name}_device_augment")
+
+
+def compile_for_training(model, optimizer="adam", learning_rate=1e-3, momentum=0.9, nesterov=False,
+                         pipeline="host", steps_per_execution=1):
+    """`training_model(model, pipeline)`, compiled with the loss on logits and accuracy.
+
+    Under a "mixed_float16" policy Keras wraps the optimizer in dynamic loss
+    scaling. Returns the compiled training model.
+    """
+    trainer = training_model(model, pipeline)
+    trainer.compile(optimizer=make_optimizer(optimizer, learning_rate, momentum, nesterov),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+                    steps_per_execution=steps_per_execution)
+    return trainer
 
 
 def make_optimizer(name, learning_rate=1e-3, momentum=0.9, nesterov=False):
@@ -111,7 +174,13 @@ class StopOnNaN(keras.callbacks.Callback):
 
     Unlike `keras.callbacks.TerminateOnNaN`, which ends training quietly and
     would let a diverged run pass for a finished one, this fails the run.
+    It is dispatched asynchronously (`async_safe`): Keras runs the check on a
+    helper thread, so the step loop never waits for a loss to reach the host
+    (on a GPU, a wait per step stalls the device), and the error surfaces by
+    the end of the epoch, before the epoch is committed.
     """
+
+    async_safe = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -135,9 +204,13 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
     in place, one after the other, and keeps neither history nor best value.)
     """
 
-    def __init__(self, backup_dir, history_path, best_path=None, monitor="val_accuracy", epochs=None, log=False):
+    async_safe = True  # no per-batch work (BackupAndRestore's batch hook is idle when saving per epoch)
+
+    def __init__(self, backup_dir, history_path, best_path=None, monitor="val_accuracy", epochs=None, log=False,
+                 export=None):
         super().__init__(backup_dir, delete_checkpoint=False)
         self.history_path, self.best_path, self.monitor = history_path, best_path, monitor
+        self.export = export  # the model saved as best.h5 (default: the model being fit)
         self.epochs, self.log = epochs, log
         self.state_path = os.path.join(backup_dir, "state.json")
         self.rows, self.best = [], None
@@ -177,7 +250,7 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
         if value is not None and (self.best is None or value > self.best):
             self.best = value
             if self.best_path:
-                save_h5(self.model, self.best_path)
+                save_h5(self.export or self.model, self.best_path)
         self._current_epoch = epoch + 1
         self._save_model()
 
@@ -231,9 +304,12 @@ def load_h5(path, compile=False):
 
 def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", learning_rate=1e-3, momentum=0.9,
           nesterov=False, schedule="constant", warmup_epochs=0, milestones=(0.5, 0.75), augment=True, seed=0,
-          monitor="val_accuracy", verbose=2, save_best=True):
+          monitor="val_accuracy", verbose=2, save_best=True, pipeline="auto"):
     """Compile and fit `model` on `data` (a `CifarData`), resuming if interrupted.
 
+    The loss is computed from the logits (`training_model`); `model` keeps
+    its softmax output. `pipeline` chooses where augmentation runs ("host",
+    "device" or "auto", see `resolve_pipeline`); both give the same batches.
     Writes into `out_dir`: `history.csv` (one row per epoch: loss, accuracy,
     val_loss, val_accuracy, lr, time_s), `best.h5` (best `monitor`, if
     `save_best`) and `.resume/` (the state to continue from). Verbose 2 prints
@@ -251,20 +327,21 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     if augment and data.x_train.ndim != 4:
         raise ConfigError(f"augment=True needs images (n, h, w, c), not arrays of shape {data.x_train.shape}; "
                           f"use augment=False on cached features")
-    batches = CifarBatches(data.x_train, data.y_train, batch_size, shuffle=True, augment=augment, seed=seed)
+    pipeline = resolve_pipeline(pipeline, data.x_train)
+    batches = CifarBatches(data.x_train, data.y_train, batch_size, shuffle=True, augment=augment, seed=seed,
+                           pipeline=pipeline)
     total = epochs * len(batches)
     lr = learning_rate if schedule == "constant" and not warmup_epochs else LRSchedule(
         schedule, learning_rate, total, warmup_epochs * len(batches), milestones)
-    model.compile(optimizer=make_optimizer(optimizer, lr, momentum, nesterov),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    trainer = compile_for_training(model, optimizer, lr, momentum, nesterov, pipeline)
     has_val = len(data.y_val) > 0
     ckpt = RunCheckpoint(os.path.join(out_dir, ".resume"), os.path.join(out_dir, "history.csv"),
                          os.path.join(out_dir, "best.h5") if save_best else None,
-                         monitor if has_val else monitor.removeprefix("val_"), epochs, log=verbose == 2)
+                         monitor if has_val else monitor.removeprefix("val_"), epochs, log=verbose == 2, export=model)
     batches.set_epoch(ckpt.saved_epoch())
-    val = (data.x_val.astype(np.float32), data.y_val) if has_val else None
-    model.fit(batches, epochs=epochs, validation_data=val, callbacks=[ckpt, StopOnNaN()],
-              verbose=1 if verbose == 1 else 0)
+    val = CifarBatches(data.x_val, data.y_val, 500, pipeline=pipeline) if has_val else None
+    trainer.fit(batches, epochs=epochs, validation_data=val, callbacks=[ckpt, StopOnNaN()],
+                verbose=1 if verbose == 1 else 0)
     return pd.DataFrame(ckpt.rows, columns=_columns(ckpt.rows))
 
 

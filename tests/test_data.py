@@ -9,6 +9,8 @@ import resnet_keras as rk
 from resnet_keras.data import DataNotFoundError
 from resnet_keras.errors import ConfigError
 
+pytestmark = pytest.mark.backend
+
 
 def test_reads_official_cifar10_layout(tiny_data):
     d = rk.load_dataset("cifar10", tiny_data)

@@ -5,6 +5,8 @@ import pytest
 import resnet_keras as rk
 from resnet_keras.errors import ConfigError
 
+pytestmark = pytest.mark.backend
+
 
 def pixels(n, side=32, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, side, side, 3)).astype(np.float32)

@@ -5,6 +5,8 @@ import pytest
 import resnet_keras as rk
 from resnet_keras.errors import ConfigError
 
+pytestmark = pytest.mark.backend
+
 # He et al. 2015, table 6: parameters of the CIFAR-10 ResNets with option-A shortcuts.
 PAPER_TABLE = {3: 0.27, 5: 0.46, 7: 0.66, 9: 0.85, 18: 1.7}
 
@@ -98,9 +100,31 @@ def test_resnet50_cifar_stem_uses_bottlenecks():
 
 
 def test_weight_decay_adds_l2_losses():
-    model = rk.build_resnet(1, weight_decay=1e-4)
+    model = rk.build_resnet(1, weight_decay=1e-4, decay_scope="kernels")
     model(np.zeros((1, 32, 32, 3), "float32"))
     assert len(model.losses) == rk.count_weight_layers(model)
+
+
+def test_weight_decay_covers_every_parameter_by_default_like_pytorch_sgd():
+    """PyTorch's SGD(weight_decay=wd) and the paper's Torch code decay BN scale/shift and biases too."""
+    model = rk.build_resnet(1, weight_decay=1e-4)
+    model(np.zeros((1, 32, 32, 3), "float32"))
+    assert len(model.losses) == len(model.trainable_weights)
+    expected = sum(1e-4 / 2 * float(np.sum(np.square(keras.ops.convert_to_numpy(w))))
+                   for w in model.trainable_weights)
+    assert float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_strided_convolutions_are_centred_on_the_pixels_the_shortcut_samples():
+    """A stride-2 3x3 convolution with a centre-only kernel must equal option A's x[::2, ::2]."""
+    inputs = keras.Input((8, 8, 1))
+    opts = rk.models._Opts()
+    model = keras.Model(inputs, opts.conv(inputs, 1, 3, 2, "c"))
+    kernel = np.zeros((3, 3, 1, 1), np.float32)
+    kernel[1, 1] = 1.0
+    model.get_layer("c").set_weights([kernel])
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype(np.float32)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), x[:, ::2, ::2, :], atol=1e-6)
 
 
 def test_transfer_model_freezes_base_and_trains_head_only():
