@@ -130,7 +130,7 @@ def keras_name_of(net):
     return names
 
 
-def to_keras_layout(name, value):
+def to_keras_layout(value):
     """A torch tensor as the Keras weight of the same role (inverse of the layouts above)."""
     value = value.detach().numpy()
     if value.ndim == 4:

@@ -22,14 +22,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from resnet_keras.data import CifarBatches
+from resnet_keras.data import PIPELINES, CifarBatches
 from resnet_keras.errors import PRECISIONS, ConfigError, check_choice, check_int, check_number
 from resnet_keras.files import atomic_path, check_hdf5, write_json, write_text
 from resnet_keras.inference import predict
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
-PIPELINE_CHOICES = ("auto", "host", "device")  # `data.PIPELINES` and "auto"
+PIPELINE_CHOICES = ("auto",) + PIPELINES  # `resolve_pipeline` turns "auto" into one of `data.PIPELINES`
 
 
 class TrainingDiverged(RuntimeError):
@@ -96,7 +96,7 @@ def training_model(model, pipeline="host"):
         raise ConfigError(f"model {model.name!r} ends in {type(layer).__name__} {layer.name!r}, not a softmax "
                           f"layer; build it with resnet_keras, whose models end in logits and softmax")
     logits = keras.Model(model.inputs, layer._inbound_nodes[node_index].input_tensors[0], name=f"{model.name}_logits")
-    if check_choice("pipeline", pipeline, PIPELINE_CHOICES[1:]) == "host":
+    if check_choice("pipeline", pipeline, PIPELINES) == "host":
         return logits
     pixels = keras.Input(model.inputs[0].shape[1:], dtype="uint8", name="pixels")
     crops = keras.Input((3,), dtype="int32", name="crops")
@@ -105,7 +105,7 @@ def training_model(model, pipeline="host"):
 
 
 def compile_for_training(model, optimizer="adam", learning_rate=1e-3, momentum=0.9, nesterov=False,
-                         pipeline="host", steps_per_execution=1):
+                         pipeline="host"):
     """`training_model(model, pipeline)`, compiled with the loss on logits and accuracy.
 
     Under a "mixed_float16" policy Keras wraps the optimizer in dynamic loss
@@ -113,8 +113,7 @@ def compile_for_training(model, optimizer="adam", learning_rate=1e-3, momentum=0
     """
     trainer = training_model(model, pipeline)
     trainer.compile(optimizer=make_optimizer(optimizer, learning_rate, momentum, nesterov),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
-                    steps_per_execution=steps_per_execution)
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     return trainer
 
 

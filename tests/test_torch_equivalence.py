@@ -112,7 +112,7 @@ def test_same_parameters_after_sgd_steps_with_momentum_and_weight_decay(n, short
         if torch_name.endswith("running_var"):
             continue  # PyTorch updates it with the unbiased batch variance, Keras with the biased one (README)
         ours = keras.ops.convert_to_numpy(model.get_layer(layer).weights[index])
-        ref = to_keras_layout(torch_name, state[torch_name])
+        ref = to_keras_layout(state[torch_name])
         # rtol 1e-3, relative to the tensor's scale (elements near 0 have no relative precision to speak of)
         np.testing.assert_allclose(ours, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max(), err_msg=torch_name)
         checked += 1
