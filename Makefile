@@ -5,7 +5,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= full
-JOBS ?= 1
+# GPU=1 (once: `make venv GPU=1`) installs requirements-gpu.txt, Keras on JAX
+# with CUDA 12; later make commands keep using it and run several runs per GPU.
+GPU ?= $(if $(wildcard $(VENV)/.installed-gpu),1,)
+ifneq ($(GPU),)
+export KERAS_BACKEND ?= jax
+endif
+JOBS ?= $(if $(GPU),auto,1)
 # CIFAR in the official python layout. On machines without internet the data
 # ships beside the checkout in ../shared/data and is unpacked into ./data.
 SHARED_DATA ?= ../shared/data
@@ -16,20 +22,22 @@ export PYTHONUNBUFFERED := 1
 .PHONY: help venv data test demo sweep notebooks lab app bench clean
 
 help:
-	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N] [FORCE=1] [ONLY='q1_scratch study_paper']"
+	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper']"
 	@echo "                                                         run the experiments into outputs/"
 	@echo "make test                                                run the test suite"
+	@echo "make venv GPU=1                                          set up Keras on JAX with CUDA 12 (NVIDIA GPUs)"
 	@echo "make bench [BENCH_ARGS=--tiny]                           throughput against eager PyTorch"
 	@echo "make lab                                                 open the notebooks in JupyterLab"
 	@echo "make app [PORT=8000]                                     classify uploaded images with a trained model"
 	@echo "make demo                                                train a ResNet-20 for one epoch"
 
-venv: $(VENV)/.installed
+STAMP := $(VENV)/.installed$(if $(GPU),-gpu)
+venv: $(STAMP)
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(STAMP): requirements.txt $(if $(GPU),requirements-gpu.txt) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r $(if $(GPU),requirements-gpu.txt,requirements.txt)
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
@@ -40,7 +48,7 @@ data:
 # Everything on TensorFlow (the default backend), then what exercises models,
 # training or inference (tests marked `backend`) again on JAX.
 test: venv data
-	$(PY) -m pytest
+	KERAS_BACKEND=tensorflow $(PY) -m pytest
 	KERAS_BACKEND=jax $(PY) -m pytest -m backend
 
 sweep: venv data notebooks
@@ -52,8 +60,9 @@ sweep: venv data notebooks
 notebooks: venv
 	@for f in notebooks/*.py; do [ "$${f%.py}.ipynb" -nt "$$f" ] || $(VENV)/bin/jupytext -q --to ipynb "$$f"; done
 
+# GPU machines are often containers running as root, where Jupyter refuses to start without --allow-root.
 lab: venv data notebooks
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # A web page that classifies an uploaded image with any model.h5 under outputs/.
 PORT ?= 8000

@@ -11,11 +11,16 @@ For each run (see `params.py`) the notebook is executed into
     kernel.log      the kernel's stderr (TensorFlow's start-up messages, crashes)
 
 A run is complete when `metrics.json` exists and records the current hash of
-the notebook, the parameters and the `resnet_keras` sources; complete runs
-are skipped. An interrupted run resumes from its last epoch; a run whose hash
+the notebook, the parameters, the `resnet_keras` sources, the Keras backend
+and the precision the run resolves to here; complete runs are skipped. An interrupted run resumes from its last epoch; a run whose hash
 changed starts afresh. A failed run writes `error.json` instead and the sweep
 goes on. At the end `outputs/index.html` and `outputs/results.csv` summarise
 every run.
+
+Before the first run, `preflight.probe` checks in one child process that
+the data and weights of every selected run are here (or downloads them once),
+and the sweep prints how many runs it will do and about how long they take.
+Workers get `preflight.GPU_SHARING`, so that `--jobs N` runs share a GPU.
 
 Runs are independent tasks submitted to a `concurrent.futures.Executor`
 (a local process pool by default). Any executor with the same interface can
@@ -41,6 +46,8 @@ import traceback
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import atomic_path, write_json, write_text
 from resnet_keras.params import plan
+from resnet_keras.preflight import GPU_SHARING, auto_jobs, estimate, fmt_duration, nvidia_gpus, probe, \
+    resolve_precision, settings
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 PRODUCTS = ("notebook.ipynb", "report.html", "model.h5", "history.csv", "curves.png", "metrics.json")
@@ -60,13 +67,20 @@ def _package_digest():
     return h.hexdigest()
 
 
-def run_hash(run, root="."):
-    """Hash of what determines a run's results: notebook, parameters, package source."""
+def run_hash(run, machine, root="."):
+    """Hash of what determines a run's results: notebook, parameters, package source, backend, precision.
+
+    `machine` is `preflight.probe`'s answer: the Keras backend, and whether it
+    sees a GPU, which decides what precision "auto" means (a run finished in
+    float32 on a CPU is not reused on a GPU, where "auto" is mixed float16).
+    """
     h = hashlib.sha256()
     with open(os.path.join(root, run.notebook), "rb") as f:
         h.update(f.read())
     h.update(json.dumps(run.parameters, sort_keys=True).encode())
     h.update(_package_digest().encode())
+    precision = resolve_precision(settings(run, root).get("precision", "float32"), machine["gpu"])
+    h.update(f"{machine['backend']} {precision}".encode())
     return h.hexdigest()[:16]
 
 
@@ -124,6 +138,8 @@ def execute_run(run, outputs, digest, root="."):
 
     A standalone function of picklable arguments, so that any executor can run it.
     """
+    for name, value in GPU_SHARING.items():  # runs may share a GPU; the user's own settings win
+        os.environ.setdefault(name, value)
     folder = os.path.abspath(run_dir(outputs, run))
     os.makedirs(folder, exist_ok=True)
     # Not complete any more; temporary files of a killed attempt (hidden folders too) are garbage.
@@ -205,30 +221,49 @@ def _execute(run, folder, digest, root):
     return record
 
 
-def _fmt(seconds):
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
-        f"{seconds // 60}m{seconds % 60:02d}s"
+def _pin_gpu(slots, gpu_count):
+    """Process-pool initializer: give each worker one of `gpu_count` GPUs, in turn."""
+    with slots.get_lock():
+        slot = slots.value
+        slots.value += 1
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpu_count)
 
 
-def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=None, log=print):
+def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=None, log=print, machine=None):
     """Execute the runs that are not up to date; return {run key: record}.
 
-    `executor`: any `concurrent.futures.Executor`; default a process pool of `jobs`.
+    `executor`: any `concurrent.futures.Executor`; default a process pool of
+    `jobs`, each worker on its own GPU in turn when there are several.
+    `machine`: `preflight.probe`'s answer (probed here when not given).
+    Before the first run, logs how many runs there are to do and how long
+    they should take here (from runs finished here before, else a measured
+    ResNet-20 step).
     """
-    todo, records = [], {}
+    todo, records, finished = [], {}, []
+    machine = machine or probe(runs, root)
     for run in runs:
-        digest = run_hash(run, root)
+        digest = run_hash(run, machine, root)
         if not force and is_complete(run_dir(outputs, run), digest):
             records[run.key] = load_record(outputs, run, digest)
+            finished.append((run, records[run.key].get("elapsed_s", 0)))
             log(f"up to date  {run.key}")
         else:
             todo.append((run, digest))
     if not todo:
         return records
+    if not finished and "img_per_s" not in machine:
+        machine = {**machine, **probe([r for r, _ in todo], root, measure=True)}
+    seconds = estimate([r for r, _ in todo], machine, root, finished)
+    basis = (f"from {len(finished)} finished run{'s' * (len(finished) > 1)}" if finished else
+             f"ResNet-20 trains at {machine['img_per_s']:,.0f} img/s here")
+    log(f"{len(todo)} run{'s' * (len(todo) > 1)} to do on {machine['backend']} "
+        f"({'GPU' if machine['gpu'] else 'no GPU'}): about {fmt_duration(seconds)} one at a time ({basis})")
     own = executor is None
     if own:
-        executor = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        context = multiprocessing.get_context("spawn")
+        gpus = len(nvidia_gpus()) if machine["gpu"] and "CUDA_VISIBLE_DEVICES" not in os.environ else 0
+        pin = dict(initializer=_pin_gpu, initargs=(context.Value("i", 0), gpus)) if gpus > 1 else {}
+        executor = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, **pin)
     start, done, durations = time.time(), 0, []
     try:
         futures = {}
@@ -249,8 +284,8 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
             remaining = len(todo) - done
             eta = sum(durations) / len(durations) * remaining / min(jobs, max(remaining, 1)) if remaining else 0
             outcome = "ok" if record["status"] == "ok" else f"FAILED: {record['error']}"
-            log(f"[{done}/{len(todo)}] {outcome:<6} {run.key} in {_fmt(record.get('elapsed_s', 0))}; "
-                f"sweep {_fmt(time.time() - start)}, ETA {_fmt(eta)}")
+            log(f"[{done}/{len(todo)}] {outcome:<6} {run.key} in {fmt_duration(record.get('elapsed_s', 0))}; "
+                f"sweep {fmt_duration(time.time() - start)}, ETA {fmt_duration(eta)}")
             if done + jobs <= len(todo):
                 log(f"[{done + jobs}/{len(todo)}] start {todo[done + jobs - 1][0].key}")
     finally:
@@ -262,7 +297,8 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m resnet_keras.sweep", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="full", help="full, quick or smoke (default: full)")
-    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel on this machine (default: 1)")
+    ap.add_argument("--jobs", default="1", help="runs at a time on this machine, or auto: 1 without a GPU, "
+                    "up to 4 per GPU (default: 1)")
     ap.add_argument("--force", action="store_true", help="re-run complete runs too")
     ap.add_argument("--only", nargs="*", help="run only these params files, by name (e.g. q1_scratch); "
                     "the index still lists every run")
@@ -272,19 +308,25 @@ def main(argv=None):
     from resnet_keras.report import write_summary
 
     try:
-        if args.jobs < 1:
-            raise ConfigError(f"jobs={args.jobs} is not accepted; use an integer >= 1")
+        if args.jobs != "auto" and not (args.jobs.isdigit() and int(args.jobs) >= 1):
+            raise ConfigError(f"jobs={args.jobs!r} is not accepted; use an integer >= 1 or auto")
         runs = plan(args.params, args.profile)
         selected = [r for r in runs if not args.only or os.path.splitext(os.path.basename(r.source))[0] in args.only]
         if not selected:
             raise ConfigError(f"only={args.only} matches no params file; use names of files in {args.params}/")
         _check_writable(args.outputs)
+        # The data and weights of every selected run, before any of them starts; the machine's speed
+        # too when no run has finished here yet to estimate the sweep's time from.
+        finished_any = any(os.path.isfile(os.path.join(run_dir(args.outputs, r), "metrics.json")) for r in selected)
+        machine = probe(selected, measure=args.force or not finished_any)
     except ConfigError as e:
         print(f"sweep: {e}", file=sys.stderr)
         return 2
-    print(f"sweep: profile {args.profile}, {len(selected)} runs, {args.jobs} at a time", flush=True)
-    records = run_sweep(selected, args.outputs, args.jobs, args.force, log=lambda s: print(s, flush=True))
-    others = {r.key: load_record(args.outputs, r, run_hash(r)) for r in runs if r.key not in records}
+    jobs = auto_jobs(nvidia_gpus(), machine["gpu"]) if args.jobs == "auto" else int(args.jobs)
+    print(f"sweep: profile {args.profile}, {len(selected)} runs, {jobs} at a time", flush=True)
+    records = run_sweep(selected, args.outputs, jobs, args.force, log=lambda s: print(s, flush=True),
+                        machine=machine)
+    others = {r.key: load_record(args.outputs, r, run_hash(r, machine)) for r in runs if r.key not in records}
     index = write_summary(args.outputs, runs, {**records, **others})
     failed = [k for k, r in records.items() if r["status"] != "ok"]
     ran = sum(not r.get("skipped") for r in records.values())

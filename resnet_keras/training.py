@@ -26,6 +26,7 @@ from resnet_keras.data import PIPELINES, CifarBatches
 from resnet_keras.errors import PRECISIONS, ConfigError, check_choice, check_int, check_number
 from resnet_keras.files import atomic_path, check_hdf5, write_json, write_text
 from resnet_keras.inference import predict
+from resnet_keras.preflight import resolve_precision
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
@@ -56,8 +57,7 @@ def set_precision(precision="auto"):
     was saved with.
     """
     check_choice("precision", precision, PRECISIONS)
-    if precision == "auto":
-        precision = "mixed_float16" if has_gpu() else "float32"
+    precision = resolve_precision(precision, has_gpu())
     keras.config.set_dtype_policy(precision)
     return precision
 

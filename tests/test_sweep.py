@@ -92,6 +92,9 @@ def test_progress_is_one_line_per_run_and_epoch(project):
     root, out = project
     assert out.count("] start ") == len(SMOKE_RUNS) and out.count("] ok ") == len(SMOKE_RUNS)
     assert "ETA" in out
+    # Before the first run: how many, and about how long, from a ResNet-20 step measured here.
+    plan = f"{len(SMOKE_RUNS)} runs to do on tensorflow (no GPU): about "
+    assert plan in out and out.index(plan) < out.index("] start ") and "ResNet-20 trains at" in out
     nb = json.loads((root / "outputs" / SMOKE_RUNS[0] / "notebook.ipynb").read_text())
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "epoch 1/1  loss" in text and "legacy" not in text and "\r" not in text and "\b" not in text  # no per-batch progress bar
@@ -118,26 +121,46 @@ def test_changing_one_parameter_reruns_only_that_run(project):
 
 
 def test_failing_run_is_reported_and_does_not_stop_others(project, tmp_path):
+    import h5py
+
     root, _ = project
-    empty = tmp_path / "empty"
-    empty.mkdir()
+    foreign = tmp_path / "foreign.h5"  # an intact HDF5 file, but not ResNet-50 weights: fails inside the run
+    with h5py.File(foreign, "w") as f:
+        f["x"] = [1.0]
     (root / "params" / "qfail.yaml").write_text(yaml.safe_dump({
-        "question": "qfail", "notebook": "notebooks/q1_scratch.py", "name": "no-data",
-        "parameters": {"data_dir": str(empty), "epochs": 1}}))
+        "question": "qfail", "notebook": "notebooks/q3_transfer.py", "name": "bad-weights",
+        "parameters": {"data_dir": "outputs/.tiny-cifar", "weights": str(foreign), "epochs": 1}}))
     try:
         code, out = sweep(root, "--only", "qfail", "q1_scratch")
     finally:
         (root / "params" / "qfail.yaml").unlink()
     assert code == 1
-    assert "failed: qfail/no-data: DataNotFoundError" in out and "up to date  q1/" in out
-    error = json.loads((root / "outputs" / "qfail" / "no-data" / "error.json").read_text())
-    assert error["status"] == "failed" and "has no cifar-10-batches-py" in error["error"] and error["where"]
-    assert not (root / "outputs" / "qfail" / "no-data" / "metrics.json").exists()
+    assert "failed: qfail/bad-weights: " in out and "up to date  q1/" in out
+    error = json.loads((root / "outputs" / "qfail" / "bad-weights" / "error.json").read_text())
+    assert error["status"] == "failed" and error["error"] and error["where"]
+    assert not (root / "outputs" / "qfail" / "bad-weights" / "metrics.json").exists()
     index = (root / "outputs" / "index.html").read_text()
     assert all(f'href="{key}/report.html"' in index for key in SMOKE_RUNS)  # unselected runs listed too
-    assert "DataNotFoundError" in index and 'href="qfail/no-data/notebook.ipynb"' in index
+    assert error["error"].split(":")[0] in index and 'href="qfail/bad-weights/notebook.ipynb"' in index
     results = pd.read_csv(root / "outputs" / "results.csv")
-    assert results.set_index("run").loc["no-data", "status"] == "failed"
+    assert results.set_index("run").loc["bad-weights", "status"] == "failed"
+
+
+def test_missing_data_stops_the_sweep_before_any_run_with_one_line(project, tmp_path):
+    root, _ = project
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (root / "params" / "qnodata.yaml").write_text(yaml.safe_dump({
+        "question": "qnodata", "notebook": "notebooks/q1_scratch.py", "name": "no-data",
+        "parameters": {"data_dir": str(empty), "epochs": 1}}))
+    try:
+        code, out = sweep(root, "--force")
+    finally:
+        (root / "params" / "qnodata.yaml").unlink()
+    assert code == 2
+    assert out.strip() == (f"sweep: data_dir='{empty}' has no cifar-10-batches-py/ folder; point it at a folder "
+                           f"holding the official CIFAR python layout")
+    assert not (root / "outputs" / "qnodata").exists()
 
 
 def test_invalid_params_fail_before_anything_runs(project, tmp_path):

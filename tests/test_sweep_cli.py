@@ -16,7 +16,7 @@ def in_repo(monkeypatch):
 
 @pytest.mark.parametrize("args,message", [
     (["--profile", "huge"], "profile='huge' is not accepted; use one of full, quick, smoke"),
-    (["--jobs", "0"], "jobs=0 is not accepted; use an integer >= 1"),
+    (["--jobs", "0"], "jobs='0' is not accepted; use an integer >= 1 or auto"),
     (["--only", "q9_nothing"], "only=['q9_nothing'] matches no params file"),
 ])
 def test_bad_arguments_exit_2_with_one_line(in_repo, tmp_path, capsys, args, message):

@@ -1,0 +1,117 @@
+"""What the sweep settles before its first run: machine, inputs, time; and what its workers get."""
+
+import json
+import os
+import textwrap
+
+import pytest
+
+from conftest import REPO
+from resnet_keras.errors import ConfigError
+from resnet_keras.params import Run
+from resnet_keras.preflight import GPU_SHARING, auto_jobs, estimate, probe, resolve_precision, work
+from resnet_keras.sweep import run_hash, run_sweep
+
+CPU = {"backend": "tensorflow", "gpu": False}
+GPU = {"backend": "tensorflow", "gpu": True}
+
+
+def run_of(**parameters):
+    return Run("q", "r", "notebooks/study.py", parameters, "params/q.yaml")
+
+
+def test_hash_records_the_precision_auto_resolves_to_and_the_backend():
+    auto = run_of(depth=20)  # the notebook's default precision is "auto"
+    assert run_hash(auto, CPU, REPO) != run_hash(auto, GPU, REPO)  # float32 here, mixed float16 there
+    fixed = run_of(depth=20, precision="float32")
+    assert run_hash(fixed, CPU, REPO) == run_hash(fixed, GPU, REPO)
+    assert run_hash(fixed, CPU, REPO) != run_hash(fixed, {**CPU, "backend": "jax"}, REPO)
+    assert resolve_precision("auto", False) == "float32" and resolve_precision("auto", True) == "mixed_float16"
+
+
+@pytest.mark.parametrize("memory,sees_gpu,cpus,jobs", [
+    ([], False, 16, 1),  # no GPU: one run uses every core
+    ([81559], False, 16, 1),  # a GPU the backend cannot use (a CPU-only install)
+    ([81559], True, 16, 4),  # one H100: 4 runs
+    ([81559, 81559], True, 16, 8),
+    ([81559, 81559], True, 6, 6),  # one core per run
+    ([12288], True, 8, 1),  # 12 GiB: one run
+])
+def test_auto_jobs(memory, sees_gpu, cpus, jobs):
+    assert auto_jobs(memory, sees_gpu, cpus) == jobs
+
+
+def test_work_follows_epochs_images_and_depth():
+    ten = [5000] * 10
+    base = work({"depth": 20, "epochs": 2}, ten)
+    assert base == 2 * 50000
+    assert work({"depth": 56, "epochs": 2}, ten) == pytest.approx(base * 56 / 20)
+    assert work({"n": 9, "epochs": 2}, ten) == pytest.approx(base * 56 / 20)  # q1/q2 speak of n
+    assert work({"depth": 20, "epochs": 2, "per_class": 500, "validation_split": 0.1}, ten) == pytest.approx(
+        2 * 4500)
+    assert work({"family": "imagenet", "depth": 18, "epochs": 2}, ten) > 10 * base
+
+
+def test_estimate_scales_finished_runs_times_by_their_work():
+    classes = {("cifar10", None, "fine"): [5000] * 10}
+    machine = {**CPU, "classes": classes, "startup_s": 5.0, "img_per_s": 1e9}
+    done = run_of(depth=20, epochs=10)
+    # 10 epochs of ResNet-20 took 1,010 s here: 1,000 s of training, 10 s of overhead.
+    todo = run_of(depth=56, epochs=20)
+    expected = 10 + 1000 * 2 * 56 / 20
+    assert estimate([todo], machine, REPO, finished=[(done, 1010.0)]) == pytest.approx(expected)
+    measured = {**machine, "img_per_s": 500.0}
+    # The study notebook holds 10% of the train set out for validation by default: 45,000 images.
+    assert estimate([todo], measured, REPO) == pytest.approx(10 + 20 * 45000 * 56 / 20 / 500)
+
+
+def test_probe_reports_the_backend_and_the_data(tiny_data, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    answer = probe([run_of(depth=20, data_dir=tiny_data)], REPO)
+    assert answer["backend"] == "jax" and answer["gpu"] is False
+    assert answer["classes"] == {("cifar10", tiny_data, "fine"): [6] * 10}
+
+
+def test_probe_names_missing_data_in_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=f"data_dir='{tmp_path}' has no cifar-10-batches-py/ folder"):
+        probe([run_of(depth=20, data_dir=str(tmp_path))], REPO)
+
+
+ENV_NOTEBOOK = textwrap.dedent('''\
+    # ---
+    # jupyter:
+    #   kernelspec:
+    #     display_name: Python 3
+    #     language: python
+    #     name: python3
+    # ---
+
+    # %% tags=["parameters"]
+    out_dir = "."
+    tag = 0
+
+    # %%
+    import json, os
+    for product in ("model.h5", "history.csv", "curves.png"):
+        open(os.path.join(out_dir, product), "w").write("stand-in")
+    names = ("XLA_PYTHON_CLIENT_PREALLOCATE", "TF_FORCE_GPU_ALLOW_GROWTH")
+    json.dump({name: os.environ.get(name) for name in names}, open(os.path.join(out_dir, "results.json"), "w"))
+    ''')
+
+
+@pytest.mark.slow
+def test_every_worker_runs_its_notebooks_with_the_gpu_sharing_settings(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "env.py").write_text(ENV_NOTEBOOK)
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    monkeypatch.setenv("TF_FORCE_GPU_ALLOW_GROWTH", "false")  # the user's own choice wins
+    runs = [Run("env", f"r{i}", "notebooks/env.py", {"tag": i}, "params/env.yaml") for i in range(2)]
+    machine = {**CPU, "classes": {("cifar10", None, "fine"): [1] * 10}, "img_per_s": 100.0}
+    records = run_sweep(runs, str(tmp_path / "outputs"), jobs=2, root=str(tmp_path), log=lambda s: None,
+                        machine=machine)
+    assert [r["status"] for r in records.values()] == ["ok", "ok"], records
+    for record in records.values():
+        assert record["results"] == {"XLA_PYTHON_CLIENT_PREALLOCATE": GPU_SHARING["XLA_PYTHON_CLIENT_PREALLOCATE"],
+                                     "TF_FORCE_GPU_ALLOW_GROWTH": "false"}
+    assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ  # set in the workers, not in the sweep itself
+    assert json.loads((tmp_path / "outputs" / "env" / "r0" / "metrics.json").read_text())["status"] == "ok"
