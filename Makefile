@@ -69,9 +69,11 @@ PORT ?= 8000
 app: venv
 	$(PY) -m resnet_keras.app --outputs outputs --port $(PORT)
 
-# Throughput against eager PyTorch (optional, benchmark-only: pip install torch==2.13.0).
+# Throughput against eager PyTorch (optional, benchmark-only: pip install torch==2.13.0):
+# the CPU benchmark, then the GPU one, which says so and stops where the backend sees no GPU.
 bench: venv
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+	$(PY) benchmarks/gpu_bench.py $(or $(GPU_BENCH_ARGS),--compile)
 
 demo: venv data
 	$(PY) -m resnet_keras.demo

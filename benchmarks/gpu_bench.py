@@ -90,13 +90,13 @@ def main():
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compiling)")
     ap.add_argument("--skip-torch", action="store_true")
     args = ap.parse_args()
+    import keras
+
     import resnet_keras as rk
 
     if not rk.training.has_gpu():
-        print("gpu_bench: the Keras backend sees no GPU; nothing to measure")
+        print(f"gpu_bench: skipped, the Keras backend ({keras.backend.backend()}) sees no GPU here")
         return
-    import keras
-
     for n in args.nets:
         name = f"ResNet-{6 * n + 2}"
         for precision, pipeline, augment in (("mixed_float16", "device", True), ("mixed_float16", "host", True),

@@ -45,6 +45,7 @@ warmup_epochs = 0  # linear warm-up epochs
 epochs = 20  # training epochs
 batch_size = 128  # images per step
 augment = True  # pad-4 random crop and horizontal flip
+pipeline = "auto"  # where augmentation runs: auto (device on a GPU, else host), host (NumPy), device (in the compiled step)
 seed = 0  # seed for weights, data order and augmentation
 precision = "auto"  # auto (mixed_float16 on a GPU, else float32), float32, mixed_float16, mixed_bfloat16
 out_dir = "outputs/q1/dev"  # where the artefacts go (the sweep sets it)
@@ -92,7 +93,7 @@ print(f"{model.name}: {rk.count_params(model):,} trainable parameters, "
 # %%
 history = rk.train(model, data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                    learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, schedule=schedule,
-                   warmup_epochs=warmup_epochs, augment=augment, seed=seed)
+                   warmup_epochs=warmup_epochs, augment=augment, seed=seed, pipeline=pipeline)
 fig = plots.plot_history(history, f"{model.name} on {dataset}")
 plots.save_figure(fig, f"{out_dir}/curves.png")
 

@@ -17,8 +17,7 @@ _EXPORTS = {
     "errors": ["ConfigError"],
     "inference": ["inference_model", "measure_inference", "predict"],
     "models": ["bottleneck_block", "build_imagenet_resnet", "build_model", "build_resnet", "build_transfer_model",
-               "count_params", "count_weight_layers", "preact_block", "residual_block", "resnet18", "resnet34",
-               "resnet50", "unfreeze_top"],
+               "count_params", "count_weight_layers", "preact_block", "residual_block", "unfreeze_top"],
     "training": ["LRSchedule", "StopOnNaN", "TrainingDiverged", "cache_features", "evaluate", "load_h5",
                  "make_optimizer", "save_h5", "set_precision", "set_seed", "train"],
 }

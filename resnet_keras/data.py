@@ -19,7 +19,7 @@ import socket
 import keras
 import numpy as np
 
-from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
+from resnet_keras.errors import PIPELINES, ConfigError, check_choice, check_int, check_number
 
 DATA_ENV = "RESNET_KERAS_DATA"
 DATASETS = ("cifar10", "cifar100")
@@ -180,9 +180,6 @@ def _validation_mask(y, fraction):
             idx = np.flatnonzero(y == c)
             mask[idx[len(idx) - int(round(len(idx) * fraction)):]] = True
     return mask
-
-
-PIPELINES = ("host", "device")  # where augmentation runs; `training.resolve_pipeline` adds "auto"
 
 
 def draw_crops(rng, b, pad=4):

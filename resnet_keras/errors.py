@@ -35,6 +35,7 @@ def check_number(what, value, minimum=0.0, maximum=None, inclusive=True):
 
 FAMILIES = ("resnet", "plain", "preact", "imagenet")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # `training.set_precision`
+PIPELINES = ("host", "device")  # where augmentation runs (`data.CifarBatches`); `train` adds "auto"
 IMAGENET_DEPTHS = (18, 34, 50)
 
 

@@ -261,18 +261,6 @@ def build_imagenet_resnet(depth=18, num_classes=10, input_shape=(32, 32, 3), dro
     return keras.Model(inputs, _head(x, num_classes, dropout, opts), name=name or f"resnet{depth}")
 
 
-def resnet18(**kwargs):
-    return build_imagenet_resnet(18, **kwargs)
-
-
-def resnet34(**kwargs):
-    return build_imagenet_resnet(34, **kwargs)
-
-
-def resnet50(**kwargs):
-    return build_imagenet_resnet(50, **kwargs)
-
-
 def build_model(family, depth, num_classes=10, width=1, shortcut="projection", **kwargs):
     """Any network of the study by family and depth, e.g. ("resnet", 110) or ("imagenet", 50).
 

@@ -27,7 +27,7 @@ import os
 
 import yaml
 
-from resnet_keras.errors import FAMILIES, PRECISIONS, ConfigError, check_depth
+from resnet_keras.errors import FAMILIES, PIPELINES, PRECISIONS, ConfigError, check_depth
 from resnet_keras.files import check_hdf5
 from resnet_keras.report import COMPARISONS
 
@@ -102,6 +102,7 @@ SCHEMA = {
     "epochs": _int(1),
     "batch_size": _int(1),
     "augment": _bool,
+    "pipeline": _choice("auto", *PIPELINES),
     "cache_features": _bool,
     "seed": _int(0),
     "precision": _choice(*PRECISIONS),

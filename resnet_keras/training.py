@@ -22,15 +22,15 @@ import keras
 import numpy as np
 from keras import ops
 
-from resnet_keras.data import PIPELINES, CifarBatches
-from resnet_keras.errors import PRECISIONS, ConfigError, check_choice, check_int, check_number
+from resnet_keras.data import CifarBatches
+from resnet_keras.errors import PIPELINES, PRECISIONS, ConfigError, check_choice, check_int, check_number
 from resnet_keras.files import atomic_path, check_hdf5, write_json, write_text
 from resnet_keras.inference import predict
 from resnet_keras.preflight import resolve_precision
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
-PIPELINE_CHOICES = ("auto",) + PIPELINES  # `resolve_pipeline` turns "auto" into one of `data.PIPELINES`
+PIPELINE_CHOICES = ("auto",) + PIPELINES  # `resolve_pipeline` turns "auto" into one of `PIPELINES`
 
 
 class TrainingDiverged(RuntimeError):

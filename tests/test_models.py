@@ -55,14 +55,14 @@ def test_models_map_pixels_to_probabilities(version, shortcut):
 @pytest.mark.parametrize("family,depth,name,params", [
     ("resnet", 110, "resnet110", 1_727_962),
     ("plain", 56, "plain56", 853_018),
-    ("preact", 44, "preact_resnet44", None),
+    # 654,768 convolution weights, 1,584 batch-norm channels (scale and shift), 650 in the classifier.
+    ("preact", 44, "preact_resnet44", 658_586),
     ("imagenet", 18, "resnet18", 11_173_962),
 ])
 def test_study_networks_by_family_and_depth(family, depth, name, params):
     model = rk.build_model(family, depth, shortcut="zero_pad")
     assert model.name == name
-    if params:
-        assert rk.count_params(model) == params
+    assert rk.count_params(model) == params
     if family != "imagenet":
         assert rk.count_weight_layers(model) == depth
 
@@ -94,7 +94,7 @@ def test_imagenet_style_resnets_match_torchvision_cifar_counts(depth, params):
 
 
 def test_resnet50_cifar_stem_uses_bottlenecks():
-    model = rk.resnet50(num_classes=100)
+    model = rk.build_imagenet_resnet(50, num_classes=100)
     assert model.get_layer("stage4_block3_3_conv").kernel.shape == (1, 1, 512, 2048)
     assert model.output_shape == (None, 100)
 

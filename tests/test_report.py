@@ -47,12 +47,23 @@ def test_paper_table_puts_measured_error_next_to_the_papers(tmp_path):
     assert "Against the ResNet paper" in html and "<td>8.75</td>" in html
 
 
-def test_accuracy_against_time_leaves_out_the_compiling_first_epoch(tmp_path):
+def test_accuracy_against_time_leaves_out_the_compiling_first_epoch(tmp_path, monkeypatch):
+    import keras
+
+    from resnet_keras import plots
+    from resnet_keras.report import run_summary
+
+    history = pd.DataFrame({"loss": [2.0, 1.5, 1.2], "accuracy": [0.5, 0.6, 0.7], "time_s": [60.0, 4.0, 5.0]})
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)], name="resnet18")
+    summary = run_summary(history, {"accuracy": 0.8, "loss": 0.5}, model)
+    assert summary["epoch_time_s"] == 4.5 and summary["train_time_s"] == 69.0  # median of epochs 2 and 3
+    plotted = []
+    monkeypatch.setattr(plots, "plot_accuracy_vs_time", lambda points: plotted.append(points) or
+                        plots.plt.figure())
     outputs = str(tmp_path)
-    run, rec = fake_run(outputs, "arch", "imagenet-18", {"model": "resnet18", "params": 11_173_962,
-                                                        "test_accuracy": 0.8, "epoch_time_s": 4.0},
-                        ("accuracy_vs_time",))
+    run, rec = fake_run(outputs, "arch", "imagenet-18", summary, ("accuracy_vs_time",))
     html = open(write_summary(outputs, [run], {run.key: rec})).read()
+    assert plotted == [{"resnet18": (4.5, 0.8, 8)}]  # (time per epoch, test accuracy, parameters)
     assert (tmp_path / "arch" / "accuracy_vs_time.png").is_file() and "Accuracy against training time" in html
 
 

@@ -12,9 +12,18 @@ pytestmark = pytest.mark.backend
 
 
 def test_optimizers_by_name():
-    assert isinstance(rk.make_optimizer("sgd", 0.1, momentum=0.9, nesterov=True), keras.optimizers.SGD)
-    assert isinstance(rk.make_optimizer("adam"), keras.optimizers.Adam)
-    assert isinstance(rk.make_optimizer("rmsprop"), keras.optimizers.RMSprop)
+    sgd = rk.make_optimizer("sgd", 0.1, momentum=0.9, nesterov=True)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.9 and sgd.nesterov is True
+    assert float(sgd.learning_rate) == pytest.approx(0.1)
+    assert rk.make_optimizer("sgd", 0.1, momentum=0.5).nesterov is False
+    adam = rk.make_optimizer("adam", 3e-4)
+    assert isinstance(adam, keras.optimizers.Adam) and adam.epsilon == 1e-8  # the Adam paper's, not Keras' 1e-7
+    assert float(adam.learning_rate) == pytest.approx(3e-4)
+    rmsprop = rk.make_optimizer("rmsprop", 1e-3)
+    assert isinstance(rmsprop, keras.optimizers.RMSprop) and float(rmsprop.learning_rate) == pytest.approx(1e-3)
+    schedule = rk.LRSchedule("step", 0.1, 100)
+    assert rk.make_optimizer("sgd", schedule).learning_rate is not None
+    assert float(rk.make_optimizer("sgd", schedule).learning_rate) == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize("call,bad", [
