@@ -53,7 +53,7 @@ def settings(run, root="."):
 def _data_key(s, root):
     data_dir = s.get("data_dir")
     if data_dir is not None:
-        data_dir = os.path.normpath(os.path.join(root, data_dir))
+        data_dir = os.path.abspath(os.path.join(root, data_dir))  # the child runs in `root`, too
     return s.get("dataset", "cifar10"), data_dir, s.get("label_mode", "fine")
 
 
