@@ -31,6 +31,7 @@ GPU_SHARING = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GRO
 RESNET50_NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"  # keras.applications' file name
 WEIGHTS_HOST = "storage.googleapis.com"
 MEASURE_BATCH = 128
+MIN_CALIBRATION_S = 120  # shorter finished runs are mostly start-up: they would not tell the training speed
 
 
 def resolve_precision(precision, gpu):
@@ -150,8 +151,9 @@ def estimate(runs, machine, root=".", finished=()):
     """Seconds that `runs` will take one at a time on this machine.
 
     `finished`: (run, elapsed seconds) of runs completed here on the same
-    backend and precision; when there are any, their times calibrate the
-    speed, else the speed `machine` measured (`probe(measure=True)`).
+    backend and precision (the sweep passes those of `MIN_CALIBRATION_S` or
+    more); when there are any, their times calibrate the speed, else the
+    speed `machine` measured (`probe(measure=True)`).
     """
     def run_work(run):
         s = settings(run, root)

@@ -46,7 +46,7 @@ import traceback
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import atomic_path, write_json, write_text
 from resnet_keras.params import plan
-from resnet_keras.preflight import GPU_SHARING, auto_jobs, estimate, fmt_duration, nvidia_gpus, probe, \
+from resnet_keras.preflight import GPU_SHARING, MIN_CALIBRATION_S, auto_jobs, estimate, fmt_duration, nvidia_gpus, probe, \
     resolve_precision, settings
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -251,6 +251,7 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
             todo.append((run, digest))
     if not todo:
         return records
+    finished = [(run, elapsed) for run, elapsed in finished if elapsed >= MIN_CALIBRATION_S]
     if not finished and "img_per_s" not in machine:
         machine = {**machine, **probe([r for r, _ in todo], root, measure=True)}
     seconds = estimate([r for r, _ in todo], machine, root, finished)
@@ -315,10 +316,8 @@ def main(argv=None):
         if not selected:
             raise ConfigError(f"only={args.only} matches no params file; use names of files in {args.params}/")
         _check_writable(args.outputs)
-        # The data and weights of every selected run, before any of them starts; the machine's speed
-        # too when no run has finished here yet to estimate the sweep's time from.
-        finished_any = any(os.path.isfile(os.path.join(run_dir(args.outputs, r), "metrics.json")) for r in selected)
-        machine = probe(selected, measure=args.force or not finished_any)
+        # The data and weights of every selected run, before any of them starts, and the machine's speed.
+        machine = probe(selected, measure=True)
     except ConfigError as e:
         print(f"sweep: {e}", file=sys.stderr)
         return 2
