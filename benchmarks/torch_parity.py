@@ -156,7 +156,9 @@ def main():
             if out.returncode or not rows:
                 sys.exit(f"{contender} seed {seed} failed:\n{out.stderr[-2000:]}")
             print(rows[0], flush=True)
-            pd.DataFrame(rows).to_csv(CSV, mode="a", header=not os.path.exists(CSV), index=False)
+            done = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)  # columns aligned by name
+            done.to_csv(CSV + ".tmp", index=False)
+            os.replace(CSV + ".tmp", CSV)
     table = pd.read_csv(CSV)
     table = table[(table.depth == args.depth) & table.seed.isin(args.seeds)]
     last = f"acc{args.epochs}"
