@@ -112,13 +112,20 @@ def _find_folder(name, data_dir):
     if os.path.isdir(cache):
         return cache
     host = "www.cs.toronto.edu"
-    try:
-        socket.create_connection((host, 443), timeout=5).close()
-    except OSError:
+    if not reachable(host):
         raise DataNotFoundError(f"{name} is not on this machine and {host} cannot be reached; set {DATA_ENV} "
                                 f"to a folder holding {layout_dir}/ (the official python layout)") from None
     path = keras.utils.get_file(fname=f"{layout_dir}-target", origin=_ORIGIN[name], extract=True)
     return os.path.join(path, layout_dir)
+
+
+def reachable(host):
+    """True when `host` answers on port 443 within 5 s (downloads can be tried)."""
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+        return True
+    except OSError:
+        return False
 
 
 def _unpickle(folder, file):

@@ -16,7 +16,6 @@ import functools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -179,14 +178,6 @@ def fmt_duration(seconds):
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def _reachable(host):
-    try:
-        socket.create_connection((host, 443), timeout=5).close()
-        return True
-    except OSError:
-        return False
-
-
 def _child(request):
     """The probe itself (in the child process): one JSON line on stdout."""
     start = time.perf_counter()
@@ -203,7 +194,7 @@ def _child(request):
         home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
         cached = os.path.isfile(os.path.join(home, "models", RESNET50_NOTOP))
         if request["imagenet"] and not cached:
-            if not _reachable(WEIGHTS_HOST):
+            if not data.reachable(WEIGHTS_HOST):
                 raise ConfigError(f"weights='imagenet' needs {RESNET50_NOTOP} in {home}/models/ and "
                                   f"{WEIGHTS_HOST} cannot be reached; copy the file there, or leave those runs out "
                                   f"(ONLY=...) or set weights: none")

@@ -12,8 +12,9 @@ For each run (see `params.py`) the notebook is executed into
 
 A run is complete when `metrics.json` exists and records the current hash of
 the notebook, the parameters, the `resnet_keras` sources, the Keras backend
-and the precision the run resolves to here; complete runs are skipped. An interrupted run resumes from its last epoch; a run whose hash
-changed starts afresh. A failed run writes `error.json` instead and the sweep
+and the precision the run resolves to here; complete runs are skipped. An
+interrupted run resumes from its last epoch; a run whose hash changed starts
+afresh. A failed run writes `error.json` instead and the sweep
 goes on. At the end `outputs/index.html` and `outputs/results.csv` summarise
 every run.
 
@@ -46,8 +47,8 @@ import traceback
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import atomic_path, write_json, write_text
 from resnet_keras.params import plan
-from resnet_keras.preflight import GPU_SHARING, MIN_CALIBRATION_S, auto_jobs, estimate, fmt_duration, nvidia_gpus, probe, \
-    resolve_precision, settings
+from resnet_keras.preflight import (GPU_SHARING, MIN_CALIBRATION_S, auto_jobs, estimate, fmt_duration, nvidia_gpus,
+                                    probe, resolve_precision, settings)
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 PRODUCTS = ("notebook.ipynb", "report.html", "model.h5", "history.csv", "curves.png", "metrics.json")
@@ -234,13 +235,13 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
 
     `executor`: any `concurrent.futures.Executor`; default a process pool of
     `jobs`, each worker on its own GPU in turn when there are several.
-    `machine`: `preflight.probe`'s answer (probed here when not given).
+    `machine`: `preflight.probe(..., measure=True)`'s answer (probed here when not given).
     Before the first run, logs how many runs there are to do and how long
     they should take here (from runs finished here before, else a measured
     ResNet-20 step).
     """
     todo, records, finished = [], {}, []
-    machine = machine or probe(runs, root)
+    machine = machine or probe(runs, root, measure=True)
     for run in runs:
         digest = run_hash(run, machine, root)
         if not force and is_complete(run_dir(outputs, run), digest):
@@ -252,8 +253,6 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
     if not todo:
         return records
     finished = [(run, elapsed) for run, elapsed in finished if elapsed >= MIN_CALIBRATION_S]
-    if not finished and "img_per_s" not in machine:
-        machine = {**machine, **probe([r for r, _ in todo], root, measure=True)}
     seconds = estimate([r for r, _ in todo], machine, root, finished)
     basis = (f"from {len(finished)} finished run{'s' * (len(finished) > 1)}" if finished else
              f"ResNet-20 trains at {machine['img_per_s']:,.0f} img/s here")
