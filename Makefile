@@ -51,14 +51,22 @@ test: venv data
 	KERAS_BACKEND=tensorflow $(PY) -m pytest
 	KERAS_BACKEND=jax $(PY) -m pytest -m backend
 
-sweep: venv data notebooks
-	@if [ "$(PROFILE)" = smoke ]; then $(PY) -m resnet_keras.data tiny outputs/.tiny-cifar >/dev/null; fi
+# The smoke profile trains on tiny generated data, written once.
+TINY := outputs/.tiny-cifar
+sweep: venv data notebooks $(if $(filter smoke,$(PROFILE)),$(TINY)/.complete)
 	$(PY) -m resnet_keras.sweep --profile $(PROFILE) --jobs $(JOBS) $(if $(FORCE),--force) $(if $(ONLY),--only $(ONLY))
+
+$(TINY)/.complete: | venv
+	$(PY) -m resnet_keras.data tiny $(TINY) >/dev/null
+	touch $@
 
 # Paired .ipynb copies of the Jupytext notebooks (git-ignored), for JupyterLab
 # and `papermill --help-notebook notebooks/q1_scratch.ipynb`.
-notebooks: venv
-	@for f in notebooks/*.py; do [ "$${f%.py}.ipynb" -nt "$$f" ] || $(VENV)/bin/jupytext -q --to ipynb "$$f"; done
+# (jupytext gives a pair the same time, so make sees an .ipynb as up to date until its .py changes.)
+notebooks: $(patsubst %.py,%.ipynb,$(wildcard notebooks/*.py))
+
+notebooks/%.ipynb: notebooks/%.py | venv
+	$(VENV)/bin/jupytext -q --to ipynb $<
 
 # GPU machines are often containers running as root, where Jupyter refuses to start without --allow-root.
 lab: venv data notebooks

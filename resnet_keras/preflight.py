@@ -13,6 +13,7 @@ runs will take.
 """
 
 import functools
+import importlib.metadata
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import sys
 import time
 
 from resnet_keras.errors import ConfigError
+from resnet_keras.files import write_json
 from resnet_keras.params import notebook_parameters
 
 # Runs that share a GPU: JAX must not take 75% of its memory per process, nor
@@ -83,6 +85,50 @@ def probe(runs, root=".", measure=False, timeout=900):
         raise ConfigError(answer["error"])
     answer["classes"] = {tuple(json.loads(k)): v for k, v in answer["classes"].items()}
     return answer
+
+
+# Packages whose versions decide what the probe would answer (which backend, whether it sees a GPU).
+BACKEND_PACKAGES = ("keras", "tensorflow", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt", "torch")
+MACHINE_FILE = ".machine.json"  # in the outputs folder
+
+
+def fingerprint():
+    """What decides the probe's backend and GPU answer, read in milliseconds without importing Keras."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as f:
+            config = f.read()
+    except OSError:
+        config = None
+    versions = {}
+    for name in BACKEND_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return {"python": sys.executable, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND"), "keras.json": config,
+            "packages": versions, "gpus": nvidia_gpus(), "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def remembered(outputs):
+    """The backend and GPU answer of the last probe into `outputs`, if this machine's fingerprint still matches.
+
+    With it, a sweep that has nothing to run decides so without starting Keras.
+    """
+    try:
+        with open(os.path.join(outputs, MACHINE_FILE)) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("fingerprint") != fingerprint():
+        return None
+    return {"backend": saved.get("backend"), "gpu": saved.get("gpu")}
+
+
+def remember(outputs, machine):
+    """Record `probe`'s backend and GPU answer with the fingerprint it holds for (after Keras wrote its config)."""
+    write_json(os.path.join(outputs, MACHINE_FILE),
+               {"backend": machine["backend"], "gpu": machine["gpu"], "fingerprint": fingerprint()})
 
 
 def nvidia_gpus():

@@ -1,11 +1,15 @@
 """Results of one run (written by the notebooks) and of a sweep (index and table)."""
 
+import hashlib
+import json
 import os
+import re
 import time
 
 from resnet_keras.files import write_json, write_text
 
 RESULTS_FILE = "results.json"
+SUMMARY_FILE = ".summary.json"  # in the outputs folder: what the index was last drawn from
 
 # He et al. (2015), table 6: CIFAR-10 test error (%) of ResNets with option-A
 # shortcuts, trained 64k iterations with the step schedule.
@@ -93,6 +97,10 @@ def write_summary(outputs, runs, records):
     from resnet_keras import plots
 
     table = results_table(outputs, runs, records)
+    index = os.path.join(outputs, "index.html")
+    digest = _summary_digest(outputs, table, runs)
+    if _summary_is_current(outputs, index, digest):
+        return index  # nothing it shows has changed: drawing a dozen figures again would be most of a no-op sweep
     write_text(os.path.join(outputs, "results.csv"), table.to_csv(index=False))
     compare = {run.question: run.compare for run in runs}
     sections = []
@@ -115,9 +123,39 @@ def write_summary(outputs, runs, records):
     ok = int((table.status == "ok").sum())
     page = _PAGE.format(ok=ok, failed=len(table) - ok, total=len(table), when=time.strftime("%Y-%m-%d %H:%M"),
                         sections="\n".join(sections))
-    index = os.path.join(outputs, "index.html")
     write_text(index, page)
+    write_json(os.path.join(outputs, SUMMARY_FILE), {"digest": digest})
     return index
+
+
+def _summary_digest(outputs, table, runs):
+    """Hash of everything the summary shows: the table, the comparisons, the runs' histories, this code."""
+    h = hashlib.sha256(table.to_csv(index=False).encode())
+    h.update(json.dumps({r.question: list(r.compare) for r in runs}, sort_keys=True).encode())
+    for module in ("report.py", "plots.py"):
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), module), "rb") as f:
+            h.update(f.read())
+    for question, name in zip(table["question"], table["run"]):
+        try:
+            stat = os.stat(os.path.join(outputs, question, name, "history.csv"))
+            h.update(f"{question}/{name} {stat.st_size} {stat.st_mtime_ns}".encode())
+        except OSError:
+            pass
+    return h.hexdigest()
+
+
+def _summary_is_current(outputs, index, digest):
+    """True when the last summary was drawn from the same `digest` and its page, table and images are all there."""
+    try:
+        with open(os.path.join(outputs, SUMMARY_FILE)) as f:
+            if json.load(f).get("digest") != digest:
+                return False
+        with open(index) as f:
+            images = re.findall(r'<img src="([^"]+)"', f.read())
+    except (OSError, ValueError, AttributeError):
+        return False
+    files = ["results.csv", *images]
+    return all(os.path.isfile(os.path.join(outputs, p)) for p in files)
 
 
 def _figure(outputs, question, file, fig):

@@ -21,6 +21,9 @@ every run.
 Before the first run, `preflight.probe` checks in one child process that
 the data and weights of every selected run are here (or downloads them once),
 and the sweep prints how many runs it will do and about how long they take.
+A sweep with nothing to run skips the probe: `outputs/.machine.json`
+remembers its backend and GPU answer for as long as the installed backend
+packages, their settings and the GPUs stay the same.
 Workers get `preflight.GPU_SHARING`, so that `--jobs N` runs share a GPU.
 
 Runs are independent tasks submitted to a `concurrent.futures.Executor`
@@ -48,7 +51,7 @@ from resnet_keras.errors import ConfigError
 from resnet_keras.files import atomic_path, write_json, write_text
 from resnet_keras.params import plan
 from resnet_keras.preflight import (GPU_SHARING, MIN_CALIBRATION_S, auto_jobs, estimate, fmt_duration, nvidia_gpus,
-                                    probe, resolve_precision, settings)
+                                    probe, remember, remembered, resolve_precision, settings)
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 PRODUCTS = ("notebook.ipynb", "report.html", "model.h5", "history.csv", "curves.png", "metrics.json")
@@ -252,6 +255,8 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
             todo.append((run, digest))
     if not todo:
         return records
+    if "classes" not in machine:  # remembered, not probed (`preflight.remembered`): check the inputs, measure
+        machine = probe(runs, root, measure=True)
     finished = [(run, elapsed) for run, elapsed in finished if elapsed >= MIN_CALIBRATION_S]
     seconds = estimate([r for r, _ in todo], machine, root, finished)
     basis = (f"from {len(finished)} finished run{'s' * (len(finished) > 1)}" if finished else
@@ -315,8 +320,12 @@ def main(argv=None):
         if not selected:
             raise ConfigError(f"only={args.only} matches no params file; use names of files in {args.params}/")
         _check_writable(args.outputs)
-        # The data and weights of every selected run, before any of them starts, and the machine's speed.
-        machine = probe(selected, measure=True)
+        machine = remembered(args.outputs)
+        if args.force or machine is None or not all(
+                is_complete(run_dir(args.outputs, r), run_hash(r, machine)) for r in selected):
+            # The data and weights of every selected run, before any of them starts, and the machine's speed.
+            machine = probe(selected, measure=True)
+            remember(args.outputs, machine)
     except ConfigError as e:
         print(f"sweep: {e}", file=sys.stderr)
         return 2

@@ -40,6 +40,28 @@ def test_every_notebook_parameter_is_in_the_schema_and_its_default_passes(notebo
         assert ok or name == "data_dir", f"{notebook}: default {name}={default!r} is not {expected}"
 
 
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_parameters_cell_reads_as_jupytext_reads_it(notebook):
+    import ast
+
+    import jupytext
+
+    path = os.path.join(REPO, "notebooks", notebook)
+    cells = [c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1
+    expected = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(cells[0].source).body
+                if isinstance(n, ast.Assign)}
+    assert notebook_parameters(path) == expected and len(expected) >= 5
+
+
+@pytest.mark.parametrize("header", ["# %%", '# %% tags=["parameters"]\nx = 1\n\n# %% tags=["parameters"]'])
+def test_notebook_needs_exactly_one_parameters_cell(tmp_path, header):
+    path = tmp_path / "nb.py"
+    path.write_text(f"# %% [markdown]\n# # Title\n\n{header}\ny = 2\n")
+    with pytest.raises(ConfigError, match=r"nb.py' has [02] cells tagged 'parameters'; it needs exactly one$"):
+        notebook_parameters(str(path))
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 def test_shipped_params_plan_without_errors(profile, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)

@@ -9,7 +9,8 @@ import pytest
 from conftest import REPO
 from resnet_keras.errors import ConfigError
 from resnet_keras.params import Run
-from resnet_keras.preflight import GPU_SHARING, auto_jobs, estimate, probe, resolve_precision, work
+from resnet_keras.preflight import (GPU_SHARING, auto_jobs, estimate, probe, remember, remembered, resolve_precision,
+                                   work)
 from resnet_keras.sweep import run_hash, run_sweep
 
 CPU = {"backend": "tensorflow", "gpu": False}
@@ -115,3 +116,20 @@ def test_every_worker_runs_its_notebooks_with_the_gpu_sharing_settings(tmp_path,
                                      "TF_FORCE_GPU_ALLOW_GROWTH": "false"}
     assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ  # set in the workers, not in the sweep itself
     assert json.loads((tmp_path / "outputs" / "env" / "r0" / "metrics.json").read_text())["status"] == "ok"
+
+
+def test_machine_is_remembered_while_its_backend_packages_and_settings_stay_the_same(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    assert remembered(str(tmp_path)) is None  # never probed into this folder
+    remember(str(tmp_path), {**GPU, "classes": {}, "img_per_s": 10.0})
+    assert remembered(str(tmp_path)) == GPU  # the answer only: speed and data are measured when runs are due
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert remembered(str(tmp_path)) is None
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the GPUs hidden
+    assert remembered(str(tmp_path)) is None
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    (tmp_path / "keras-home").mkdir()
+    (tmp_path / "keras-home" / "keras.json").write_text('{"backend": "jax"}')
+    assert remembered(str(tmp_path)) is None

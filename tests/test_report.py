@@ -108,3 +108,20 @@ def test_index_lists_runs_not_run_yet_beside_finished_ones(tmp_path):
     html = open(write_summary(outputs, [run, waiting], {run.key: rec})).read()
     assert "<td>waiting</td>" in html and "not run" in html
     assert pd.read_csv(tmp_path / "results.csv").set_index("run").loc["waiting", "status"] == "not run"
+
+
+def test_summary_is_drawn_again_only_when_something_it_shows_changed(tmp_path):
+    outputs = str(tmp_path)
+    run, rec = fake_run(outputs, "paper", "resnet-20", {"family": "resnet", "depth": 20, "params": 1,
+                                                       "model": "r20", "test_accuracy": 0.9}, ("paper_table",))
+    index = write_summary(outputs, [run], {run.key: rec})
+    figure = tmp_path / "paper" / "error_vs_depth.png"
+    drawn = os.stat(index).st_mtime_ns, figure.stat().st_mtime_ns
+    write_summary(outputs, [run], {run.key: rec})
+    assert (os.stat(index).st_mtime_ns, figure.stat().st_mtime_ns) == drawn  # nothing changed: nothing redrawn
+    rec["results"]["test_accuracy"] = 0.8
+    write_summary(outputs, [run], {run.key: rec})
+    assert "<td>20.0</td>" in open(index).read() and figure.stat().st_mtime_ns != drawn[1]
+    figure.unlink()  # a figure of the page is gone: the page is drawn again
+    write_summary(outputs, [run], {run.key: rec})
+    assert figure.stat().st_size > 1000

@@ -24,10 +24,10 @@ SMOKE_RUNS = ["q1/cifar10-n1-adam", "q2/cifar10-n1-rmsprop-b32", "q2/cifar10-n1-
               "preact100/preact-8-w1"]
 
 
-def sweep(root, *args):
-    """Run the sweep CLI in `root`; return (exit code, output)."""
+def sweep(root, *args, env=None):
+    """Run the sweep CLI in `root` (with `env` added to the environment); return (exit code, output)."""
     proc = subprocess.run([sys.executable, "-m", "resnet_keras.sweep", "--profile", "smoke", *args], cwd=root,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, env={**os.environ, **(env or {})})
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -101,11 +101,17 @@ def test_progress_is_one_line_per_run_and_epoch(project):
     assert "absl" not in text and "oneDNN" not in text  # TensorFlow's C++ logs go to kernel.log, not the report
 
 
-def test_second_sweep_skips_everything(project):
+def test_second_sweep_skips_everything_without_starting_keras(project, tmp_path):
     root, _ = project
-    code, out = sweep(root)
+    index = root / "outputs" / "index.html"
+    drawn = index.stat().st_mtime_ns
+    poisoned = tmp_path / "keras"  # shadows the real Keras: any import of it fails the sweep
+    poisoned.mkdir()
+    (poisoned / "__init__.py").write_text("raise ImportError('a sweep with nothing to run imported Keras')")
+    code, out = sweep(root, env={"PYTHONPATH": str(tmp_path)})
     assert code == 0, out
     assert out.count("up to date  ") == len(SMOKE_RUNS) and "] start" not in out
+    assert index.stat().st_mtime_ns == drawn  # the index was not drawn again
 
 
 def test_changing_one_parameter_reruns_only_that_run(project):
