@@ -39,6 +39,17 @@ PIPELINES = ("host", "device")  # where augmentation runs (`data.CifarBatches`);
 IMAGENET_DEPTHS = (18, 34, 50)
 
 
+def resolve_precision(precision, gpu):
+    """The dtype policy `precision` stands for on a machine with (`gpu`) or without a GPU.
+
+    Here, beside the list of precisions, because both the training code and
+    the sweep's run hash (which must not import Keras) need this one rule.
+    """
+    if precision == "auto":
+        return "mixed_float16" if gpu else "float32"
+    return precision
+
+
 def check_depth(family, depth):
     """Return `depth` if a network of `family` can have it, else raise ConfigError.
 

@@ -12,7 +12,7 @@ A file describes one question:
     profiles:                          # overrides per profile, applied last; a key
       quick: {epochs: 3, per_class: 100} # that names a grid axis replaces that axis
     compare: [paper_table]             # optional: cross-run summaries for the index
-                                       #   (see `report.COMPARISONS`)
+                                       #   (see `index.COMPARISONS`)
 
 Everything is checked here, before anything runs: parameter names against the
 notebook's `parameters` cell, values against `SCHEMA`. YAML is read with
@@ -30,7 +30,7 @@ import yaml
 
 from resnet_keras.errors import FAMILIES, PIPELINES, PRECISIONS, ConfigError, check_depth
 from resnet_keras.files import check_hdf5
-from resnet_keras.report import COMPARISONS
+from resnet_keras.index import COMPARISONS
 
 PROFILES = ("full", "quick", "smoke")
 FILE_KEYS = ("question", "notebook", "name", "parameters", "grid", "profiles", "compare", "description")
@@ -125,7 +125,7 @@ class Run:
     notebook: str
     parameters: dict
     source: str  # the params file it came from
-    compare: tuple = ()  # cross-run summaries of its question (`report.COMPARISONS`)
+    compare: tuple = ()  # cross-run summaries of its question (`index.COMPARISONS`)
 
     @property
     def key(self):

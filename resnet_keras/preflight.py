@@ -35,13 +35,6 @@ MEASURE_BATCH = 128
 MIN_CALIBRATION_S = 120  # shorter finished runs are mostly start-up: they would not tell the training speed
 
 
-def resolve_precision(precision, gpu):
-    """The dtype policy `precision` stands for on a machine with (`gpu`) or without a GPU."""
-    if precision == "auto":
-        return "mixed_float16" if gpu else "float32"
-    return precision
-
-
 @functools.lru_cache(maxsize=None)
 def _defaults(path):
     return notebook_parameters(path)
@@ -90,6 +83,7 @@ def probe(runs, root=".", measure=False, timeout=900):
 # Packages whose versions decide what the probe would answer (which backend, whether it sees a GPU).
 BACKEND_PACKAGES = ("keras", "tensorflow", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt", "torch")
 MACHINE_FILE = ".machine.json"  # in the outputs folder
+SPEED = ("img_per_s", "startup_s")  # what `probe(measure=True)` adds
 
 
 def fingerprint():
@@ -111,9 +105,10 @@ def fingerprint():
 
 
 def remembered(outputs):
-    """The backend and GPU answer of the last probe into `outputs`, if this machine's fingerprint still matches.
+    """The backend, GPU and speed answer of the last probe into `outputs`, if the fingerprint still matches.
 
-    With it, a sweep that has nothing to run decides so without starting Keras.
+    With it, a sweep that has nothing to run decides so without starting Keras,
+    and one that has runs to do need not measure the speed again.
     """
     try:
         with open(os.path.join(outputs, MACHINE_FILE)) as f:
@@ -122,13 +117,13 @@ def remembered(outputs):
         return None
     if not isinstance(saved, dict) or saved.get("fingerprint") != fingerprint():
         return None
-    return {"backend": saved.get("backend"), "gpu": saved.get("gpu")}
+    return {k: saved[k] for k in ("backend", "gpu", *SPEED) if k in saved}
 
 
 def remember(outputs, machine):
-    """Record `probe`'s backend and GPU answer with the fingerprint it holds for (after Keras wrote its config)."""
+    """Record `probe`'s backend, GPU and speed answer with the fingerprint it holds for (after Keras wrote its config)."""
     write_json(os.path.join(outputs, MACHINE_FILE),
-               {"backend": machine["backend"], "gpu": machine["gpu"], "fingerprint": fingerprint()})
+               {**{k: machine[k] for k in ("backend", "gpu", *SPEED) if k in machine}, "fingerprint": fingerprint()})
 
 
 def nvidia_gpus():

@@ -1,15 +1,13 @@
-"""Results of one run (written by the notebooks) and of a sweep (index and table)."""
+"""The results of one run, as its notebook writes them, and the paper's figures to compare them with.
 
-import hashlib
-import json
+The sweep's summary of all runs is `index.py`."""
+
 import os
-import re
-import time
+import sys
 
-from resnet_keras.files import write_json, write_text
+from resnet_keras.files import write_json
 
 RESULTS_FILE = "results.json"
-SUMMARY_FILE = ".summary.json"  # in the outputs folder: what the index was last drawn from
 
 # He et al. (2015), table 6: CIFAR-10 test error (%) of ResNets with option-A
 # shortcuts, trained 64k iterations with the step schedule.
@@ -55,225 +53,11 @@ def run_summary(history, test, model, **info):
 
 
 def write_run_results(out_dir, summary):
-    """Write the run's `results.json`: the last thing a notebook does."""
-    write_json(os.path.join(out_dir, RESULTS_FILE), summary)
+    """Write the run's `results.json`: the last thing a notebook does.
 
-
-# The sweep's summary: read every run's record once, at the end.
-
-COLUMNS = ["question", "run", "status", "dataset", "model", "family", "depth", "params", "optimizer", "batch_size",
-           "epochs", "best_val_accuracy", "final_val_accuracy", "test_accuracy", "train_val_gap", "train_time_s",
-           "epoch_time_s", "latency_ms", "throughput_img_s", "elapsed_s", "weights", "seed", "error", "where", "report"]
-LINKS = (("report", "report.html"), ("notebook", "notebook.ipynb"), ("model", "model.h5"), ("history", "history.csv"),
-         ("curves", "curves.png"), ("confusion", "confusion.png"), ("metrics", "metrics.json"))
-
-
-def results_table(outputs, runs, records):
-    """One row per run (pandas DataFrame), in plan order."""
-    import pandas as pd
-
-    rows = []
-    for run in runs:
-        rec = records.get(run.key, {"status": "not run"})
-        res = rec.get("results", {})
-        report = os.path.join(run.question, run.name, "report.html")
-        rows.append({"question": run.question, "run": run.name, "status": rec["status"],
-                     "dataset": run.parameters.get("dataset", res.get("dataset")), "elapsed_s": rec.get("elapsed_s"),
-                     "error": rec.get("error"), "where": rec.get("where"),
-                     "report": report if os.path.isfile(os.path.join(outputs, report)) else None,
-                     **{k: v for k, v in res.items() if k in COLUMNS and k != "dataset"}})
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    for col in ("depth", "params", "batch_size", "epochs", "seed"):
-        table[col] = table[col].astype("Int64")  # integers, blank where a question has none
-    return table
-
-
-def write_summary(outputs, runs, records):
-    """Write `results.csv`, the comparisons of each question and `index.html`; return the index path."""
-    import html
-
-    import pandas as pd
-
-    from resnet_keras import plots
-
-    table = results_table(outputs, runs, records)
-    index = os.path.join(outputs, "index.html")
-    digest = _summary_digest(outputs, table, runs)
-    if _summary_is_current(outputs, index, digest):
-        return index  # nothing it shows has changed: drawing a dozen figures again would be most of a no-op sweep
-    write_text(os.path.join(outputs, "results.csv"), table.to_csv(index=False))
-    compare = {run.question: run.compare for run in runs}
-    sections = []
-    for question, group in table.groupby("question", sort=False):
-        ok = list(group.loc[group.status == "ok", "run"])
-        results = {name: records[f"{question}/{name}"].get("results", {}) for name in ok}
-        histories = {}
-        for name in ok:
-            path = os.path.join(outputs, question, name, "history.csv")
-            if os.path.isfile(path):
-                histories[name] = pd.read_csv(path)
-        parts = [f"<h2>{html.escape(question)}</h2>", _html_table(outputs, group)]
-        if histories:
-            metric = "val_accuracy" if any("val_accuracy" in h for h in histories.values()) else "accuracy"
-            fig = plots.plot_overlay(histories, metric, f"{question}: {metric} per epoch, all runs")
-            parts.append(_figure(outputs, question, "comparison.png", fig))
-        for name in compare.get(question, ()):
-            parts.append(COMPARISONS[name](outputs, question, results, histories))
-        sections.append("\n".join(p for p in parts if p))
-    ok = int((table.status == "ok").sum())
-    page = _PAGE.format(ok=ok, failed=len(table) - ok, total=len(table), when=time.strftime("%Y-%m-%d %H:%M"),
-                        sections="\n".join(sections))
-    write_text(index, page)
-    write_json(os.path.join(outputs, SUMMARY_FILE), {"digest": digest})
-    return index
-
-
-def _summary_digest(outputs, table, runs):
-    """Hash of everything the summary shows: the table, the comparisons, the runs' histories, this code."""
-    h = hashlib.sha256(table.to_csv(index=False).encode())
-    h.update(json.dumps({r.question: list(r.compare) for r in runs}, sort_keys=True).encode())
-    for module in ("report.py", "plots.py"):
-        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), module), "rb") as f:
-            h.update(f.read())
-    for question, name in zip(table["question"], table["run"]):
-        try:
-            stat = os.stat(os.path.join(outputs, question, name, "history.csv"))
-            h.update(f"{question}/{name} {stat.st_size} {stat.st_mtime_ns}".encode())
-        except OSError:
-            pass
-    return h.hexdigest()
-
-
-def _summary_is_current(outputs, index, digest):
-    """True when the last summary was drawn from the same `digest` and its page, table and images are all there."""
-    try:
-        with open(os.path.join(outputs, SUMMARY_FILE)) as f:
-            if json.load(f).get("digest") != digest:
-                return False
-        with open(index) as f:
-            images = re.findall(r'<img src="([^"]+)"', f.read())
-    except (OSError, ValueError, AttributeError):
-        return False
-    files = ["results.csv", *images]
-    return all(os.path.isfile(os.path.join(outputs, p)) for p in files)
-
-
-def _figure(outputs, question, file, fig):
-    """Save `fig` as outputs/<question>/<file>; return its <img> tag for the index."""
-    from resnet_keras import plots
-
-    plots.save_figure(fig, os.path.join(outputs, question, file))
-    plots.plt.close(fig)
-    return f'<img src="{question}/{file}" alt="{question}: {file}" width="720">'
-
-
-# Cross-run comparisons named in a params file's `compare` list. Each takes the
-# question's successful runs ({run: results.json dict}, {run: history DataFrame})
-# and returns HTML for the index, writing its files beside the runs.
-
-def paper_table(outputs, question, results, histories):
-    """The paper's CIFAR-10 table next to ours, as HTML and `paper_table.csv`, and error against depth."""
-    import pandas as pd
-
-    from resnet_keras import plots
-
-    rows = []
-    for name, r in results.items():
-        if r.get("family") not in ("resnet", "plain"):
-            continue
-        paper = paper_error(r.get("dataset"), r["family"], r.get("depth"), r.get("shortcut", "zero_pad"))
-        error = round(100 * (1 - r["test_accuracy"]), 2)
-        rows.append({"network": plots.network_label(r["family"], r["depth"]),
-                     "family": r["family"], "depth": r["depth"], "params": r["params"],
-                     "epochs": r.get("epochs_trained"), "test error (%)": error, "paper (%)": paper,
-                     "difference (points)": None if paper is None else round(error - paper, 2), "run": name})
-    if not rows:
-        return ""
-    df = pd.DataFrame(rows).sort_values(["family", "depth"], ascending=[False, True])
-    write_text(os.path.join(outputs, question, "paper_table.csv"), df.to_csv(index=False))
-    measured = {}
-    for family, part in df.groupby("family"):
-        measured[plots.network_label(family)] = dict(zip(part["depth"], part["test error (%)"]))
-    fig = plots.plot_error_vs_depth(measured, PAPER_CIFAR10_ERROR)
-    return ("<h3>Against the ResNet paper (CIFAR-10, table 6)</h3>\n"
-            + df.drop(columns="family").to_html(index=False, na_rep="", classes="paper", border=0)
-            + f'\n<p><a href="{question}/paper_table.csv">paper_table.csv</a></p>\n'
-            + _figure(outputs, question, "error_vs_depth.png", fig))
-
-
-def plain_vs_residual(outputs, question, results, histories):
-    """Training and validation error of plain and residual networks side by side (the paper's figure 6)."""
-    from resnet_keras import plots
-
-    curves = {(r["family"], r["depth"]): histories[name] for name, r in results.items()
-              if r.get("family") in ("plain", "resnet") and name in histories}
-    if not curves:
-        return ""
-    return ("<h3>Plain against residual networks (the paper's figure 6)</h3>\n"
-            + _figure(outputs, question, "plain_vs_residual.png", plots.plot_plain_vs_residual(curves)))
-
-
-def accuracy_vs_time(outputs, question, results, histories):
-    """Test accuracy against training time per epoch, one point per network."""
-    from resnet_keras import plots
-
-    points = {r["model"]: (r["epoch_time_s"], r["test_accuracy"], r["params"]) for r in results.values()
-              if r.get("epoch_time_s")}
-    if not points:
-        return ""
-    return ("<h3>Accuracy against training time</h3>\n"
-            + _figure(outputs, question, "accuracy_vs_time.png", plots.plot_accuracy_vs_time(points)))
-
-
-COMPARISONS = {"paper_table": paper_table, "plain_vs_residual": plain_vs_residual,
-               "accuracy_vs_time": accuracy_vs_time}
-
-
-def _html_table(outputs, group):
-    import html
-
-    import pandas as pd
-
-    shown = ["run", "status", "dataset", "model", "params", "optimizer", "batch_size", "epochs", "best_val_accuracy",
-             "final_val_accuracy", "test_accuracy", "train_val_gap", "train_time_s", "epoch_time_s", "latency_ms",
-             "throughput_img_s", "weights"]
-    shown = [c for c in shown if group[c].notna().any()]
-    head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in shown) + "<th>files</th>"
-    body = []
-    for _, row in group.iterrows():
-        cells = []
-        for c in shown:
-            v = row[c]
-            text = "" if pd.isna(v) else (f"{v:.4f}" if isinstance(v, float) and c.endswith(("accuracy", "gap"))
-                                                   else f"{v:,}" if c in ("params", "throughput_img_s") else str(v))
-            cls = f' class="{row.status.replace(" ", "-")}"' if c == "status" else ""
-            cells.append(f"<td{cls}>{html.escape(text)}</td>")
-        folder = os.path.join(row.question, row.run)
-        links = [f'<a href="{folder}/{f}">{label}</a>' for label, f in LINKS
-                 if os.path.isfile(os.path.join(outputs, folder, f))]
-        cells.append(f"<td>{' '.join(links)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-        if row.status == "failed":
-            body.append(f'<tr class="error"><td colspan="{len(shown) + 1}">{html.escape(str(row.error))}'
-                        f" <small>at {html.escape(str(row['where']))}</small></td></tr>")
-    return f"<table>\n<tr>{head}</tr>\n" + "\n".join(body) + "\n</table>"
-
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>ResNet experiments</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; font-size: 14px; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
-th {{ background: #f3f3f3; }}
-td.ok {{ color: #176f2c; font-weight: bold; }}
-td.failed {{ color: #b00020; font-weight: bold; }}
-tr.error td {{ background: #fff0f0; font-family: monospace; }}
-table.paper td:nth-child(5), table.paper td:nth-child(6) {{ font-weight: bold; }}
-</style></head>
-<body>
-<h1>ResNet experiments</h1>
-<p>{ok} of {total} runs complete, {failed} failed or not run. Generated {when}. Table: <a href="results.csv">results.csv</a>.</p>
-{sections}
-</body></html>
-"""
+    It also lists the package modules the run executed ("modules"), so that
+    the sweep hashes exactly the code a run's results depend on: editing a
+    module that no run imports (the web app, the sweep's index) invalidates none.
+    """
+    modules = sorted(m for m in sys.modules if m == "resnet_keras" or m.startswith("resnet_keras."))
+    write_json(os.path.join(out_dir, RESULTS_FILE), {**summary, "modules": modules})

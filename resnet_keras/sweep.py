@@ -11,19 +11,21 @@ For each run (see `params.py`) the notebook is executed into
     kernel.log      the kernel's stderr (TensorFlow's start-up messages, crashes)
 
 A run is complete when `metrics.json` exists and records the current hash of
-the notebook, the parameters, the `resnet_keras` sources, the Keras backend
-and the precision the run resolves to here; complete runs are skipped. An
-interrupted run resumes from its last epoch; a run whose hash changed starts
-afresh. A failed run writes `error.json` instead and the sweep
+the notebook, the parameters, the Keras backend and the precision the run
+resolves to here, and the digests of the `resnet_keras` modules it executed
+(its notebook lists them) are current; complete runs are skipped. An
+interrupted run resumes from its last epoch; one whose hash or package code
+changed starts afresh. A failed run writes `error.json` instead and the sweep
 goes on. At the end `outputs/index.html` and `outputs/results.csv` summarise
 every run.
 
 Before the first run, `preflight.probe` checks in one child process that
 the data and weights of every selected run are here (or downloads them once),
 and the sweep prints how many runs it will do and about how long they take.
-A sweep with nothing to run skips the probe: `outputs/.machine.json`
-remembers its backend and GPU answer for as long as the installed backend
-packages, their settings and the GPUs stay the same.
+`outputs/.machine.json` remembers the probe's backend, GPU and speed for as
+long as the installed backend packages, their settings and the GPUs stay the
+same: a sweep with nothing to run then skips the probe, and one with runs to
+do does not measure the speed again.
 Workers get `preflight.GPU_SHARING`, so that `--jobs N` runs share a GPU.
 
 Runs are independent tasks submitted to a `concurrent.futures.Executor`
@@ -47,11 +49,11 @@ import sys
 import time
 import traceback
 
-from resnet_keras.errors import ConfigError
+from resnet_keras.errors import ConfigError, resolve_precision
 from resnet_keras.files import atomic_path, write_json, write_text
 from resnet_keras.params import plan
 from resnet_keras.preflight import (GPU_SHARING, MIN_CALIBRATION_S, auto_jobs, estimate, fmt_duration, nvidia_gpus,
-                                    probe, remember, remembered, resolve_precision, settings)
+                                    SPEED, probe, remember, remembered, settings)
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 PRODUCTS = ("notebook.ipynb", "report.html", "model.h5", "history.csv", "curves.png", "metrics.json")
@@ -61,40 +63,59 @@ def run_dir(outputs, run):
     return os.path.join(outputs, run.question, run.name)
 
 
-@functools.lru_cache(maxsize=1)
-def _package_digest():
-    """Hash of the `resnet_keras` sources, read once per sweep process."""
-    h = hashlib.sha256()
-    for path in sorted(glob.glob(os.path.join(PACKAGE_DIR, "*.py"))):
+@functools.lru_cache(maxsize=None)
+def source_digest(module):
+    """Hash of one `resnet_keras` module's source ("resnet_keras.training"), read once per sweep process."""
+    parts = module.split(".")[1:]
+    path = os.path.join(PACKAGE_DIR, *parts) if parts else PACKAGE_DIR
+    path = os.path.join(path, "__init__.py") if os.path.isdir(path) else path + ".py"
+    try:
         with open(path, "rb") as f:
-            h.update(os.path.basename(path).encode() + f.read())
-    return h.hexdigest()
+            return hashlib.sha256(f.read()).hexdigest()[:16]
+    except OSError:
+        return None  # the module is gone: whatever used it is out of date
+
+
+def _package_digest():
+    """Hash of every `resnet_keras` module: whether a half-done run may resume with the code as it is now."""
+    names = sorted(os.path.relpath(p, PACKAGE_DIR) for p in glob.glob(os.path.join(PACKAGE_DIR, "**", "*.py"),
+                                                                       recursive=True))
+    modules = ["resnet_keras." + n[:-3].replace(os.sep, ".") for n in names]
+    return hashlib.sha256(json.dumps([source_digest(m) for m in modules]).encode()).hexdigest()[:16]
 
 
 def run_hash(run, machine, root="."):
-    """Hash of what determines a run's results: notebook, parameters, package source, backend, precision.
+    """Hash of what determines a run's results before it runs: notebook, parameters, backend, precision.
 
     `machine` is `preflight.probe`'s answer: the Keras backend, and whether it
     sees a GPU, which decides what precision "auto" means (a run finished in
     float32 on a CPU is not reused on a GPU, where "auto" is mixed float16).
+    The package code a run executed is known once it ran: its record lists
+    those modules with their digests, and `is_complete` checks them too.
     """
     h = hashlib.sha256()
     with open(os.path.join(root, run.notebook), "rb") as f:
         h.update(f.read())
     h.update(json.dumps(run.parameters, sort_keys=True).encode())
-    h.update(_package_digest().encode())
     precision = resolve_precision(settings(run, root).get("precision", "float32"), machine["gpu"])
     h.update(f"{machine['backend']} {precision}".encode())
     return h.hexdigest()[:16]
 
 
+def _current(record, digest):
+    """True when a run's record was made with `digest` and the package modules it executed are unchanged."""
+    sources = record.get("sources")
+    return (record.get("hash") == digest and isinstance(sources, dict) and bool(sources)
+            and all(source_digest(m) == d for m, d in sources.items()))
+
+
 def is_complete(folder, digest):
-    """True when every product exists and metrics.json records `digest`."""
+    """True when every product exists and metrics.json is current (`_current`)."""
     if not all(os.path.isfile(os.path.join(folder, p)) for p in PRODUCTS):
         return False
     try:
         with open(os.path.join(folder, "metrics.json")) as f:
-            return json.load(f).get("hash") == digest
+            return _current(json.load(f), digest)
     except (OSError, ValueError):
         return False
 
@@ -108,7 +129,7 @@ def load_record(outputs, run, digest):
                 record = json.load(f)
         except (OSError, ValueError):
             continue
-        if record.get("hash") != digest:
+        if not (_current(record, digest) if name == "metrics.json" else record.get("hash") == digest):
             record["status"] = "out of date"
         return {**record, "skipped": True}
     return {"run": run.key, "status": "not run", "skipped": True}
@@ -156,11 +177,14 @@ def execute_run(run, outputs, digest, root="."):
     plan_file = os.path.join(folder, ".plan.json")
     if os.path.exists(plan_file):
         with open(plan_file) as f:
-            if json.load(f).get("hash") != digest:  # parameters or code changed: do not resume
+            planned = json.load(f)
+        if (planned.get("hash"), planned.get("package")) != (digest, _package_digest()):
+            # parameters or code changed: do not resume
                 for entry in os.listdir(folder):
                     path = os.path.join(folder, entry)
                     shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    write_json(plan_file, {"hash": digest, "run": run.key, "parameters": run.parameters})
+    write_json(plan_file, {"hash": digest, "package": _package_digest(), "run": run.key,
+                           "parameters": run.parameters})
     with _stderr_to(os.path.join(folder, "kernel.log")):  # TensorFlow's C++ logs, kept out of the terminal
         return _execute(run, folder, digest, root)
 
@@ -218,7 +242,8 @@ def _execute(run, folder, digest, root):
         record.update(status="failed", **error)
         write_json(os.path.join(folder, "error.json"), record)
     else:
-        record.update(status="ok", results=results)
+        modules = results.pop("modules", None) or ["resnet_keras"]
+        record.update(status="ok", results=results, sources={m: source_digest(m) for m in modules})
         write_json(os.path.join(folder, "metrics.json"), record)  # the commit point of the run
         shutil.rmtree(os.path.join(folder, ".resume"), ignore_errors=True)
         shutil.rmtree(os.path.join(folder, "finetune", ".resume"), ignore_errors=True)
@@ -310,7 +335,7 @@ def main(argv=None):
     ap.add_argument("--params", default="params", help="folder of params files (default: params)")
     ap.add_argument("--outputs", default="outputs", help="output folder (default: outputs)")
     args = ap.parse_args(argv)
-    from resnet_keras.report import write_summary
+    from resnet_keras.index import write_summary
 
     try:
         if args.jobs != "auto" and not (args.jobs.isdigit() and int(args.jobs) >= 1):
@@ -320,11 +345,13 @@ def main(argv=None):
         if not selected:
             raise ConfigError(f"only={args.only} matches no params file; use names of files in {args.params}/")
         _check_writable(args.outputs)
-        machine = remembered(args.outputs)
-        if args.force or machine is None or not all(
-                is_complete(run_dir(args.outputs, r), run_hash(r, machine)) for r in selected):
+        known = remembered(args.outputs) or {}
+        machine = known
+        if args.force or not known or not all(
+                is_complete(run_dir(args.outputs, r), run_hash(r, known)) for r in selected):
             # The data and weights of every selected run, before any of them starts, and the machine's speed.
-            machine = probe(selected, measure=True)
+            machine = probe(selected, measure=not all(k in known for k in SPEED))
+            machine = {**{k: known[k] for k in SPEED if k in known}, **machine}
             remember(args.outputs, machine)
     except ConfigError as e:
         print(f"sweep: {e}", file=sys.stderr)

@@ -23,10 +23,10 @@ import numpy as np
 from keras import ops
 
 from resnet_keras.data import CifarBatches
-from resnet_keras.errors import PIPELINES, PRECISIONS, ConfigError, check_choice, check_int, check_number
+from resnet_keras.errors import (PIPELINES, PRECISIONS, ConfigError, check_choice, check_int, check_number,
+                                 resolve_precision)
 from resnet_keras.files import atomic_path, check_hdf5, write_json, write_text
 from resnet_keras.inference import predict
-from resnet_keras.preflight import resolve_precision
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")

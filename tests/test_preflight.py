@@ -2,16 +2,17 @@
 
 import json
 import os
+import shutil
 import textwrap
 
 import pytest
 
 from conftest import REPO
-from resnet_keras.errors import ConfigError
+from resnet_keras.errors import ConfigError, resolve_precision
 from resnet_keras.params import Run
-from resnet_keras.preflight import (GPU_SHARING, auto_jobs, estimate, probe, remember, remembered, resolve_precision,
-                                   work)
-from resnet_keras.sweep import run_hash, run_sweep
+from resnet_keras.preflight import GPU_SHARING, auto_jobs, estimate, probe, remember, remembered, work
+from resnet_keras import sweep
+from resnet_keras.sweep import PRODUCTS, is_complete, run_hash, run_sweep, source_digest
 
 CPU = {"backend": "tensorflow", "gpu": False}
 GPU = {"backend": "tensorflow", "gpu": True}
@@ -123,7 +124,7 @@ def test_machine_is_remembered_while_its_backend_packages_and_settings_stay_the_
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     assert remembered(str(tmp_path)) is None  # never probed into this folder
     remember(str(tmp_path), {**GPU, "classes": {}, "img_per_s": 10.0})
-    assert remembered(str(tmp_path)) == GPU  # the answer only: speed and data are measured when runs are due
+    assert remembered(str(tmp_path)) == {**GPU, "img_per_s": 10.0}  # not the data: checked whenever runs are due
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     assert remembered(str(tmp_path)) is None
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
@@ -133,3 +134,26 @@ def test_machine_is_remembered_while_its_backend_packages_and_settings_stay_the_
     (tmp_path / "keras-home").mkdir()
     (tmp_path / "keras-home" / "keras.json").write_text('{"backend": "jax"}')
     assert remembered(str(tmp_path)) is None
+
+
+def test_a_finished_run_depends_only_on_the_package_modules_it_executed(tmp_path, monkeypatch):
+    package = tmp_path / "resnet_keras"
+    shutil.copytree(sweep.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(sweep, "PACKAGE_DIR", str(package))
+    source_digest.cache_clear()
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for product in PRODUCTS:
+        (folder / product).write_text("x")
+    executed = ["resnet_keras", "resnet_keras.models", "resnet_keras.training"]  # as a notebook records them
+    (folder / "metrics.json").write_text(json.dumps({"status": "ok", "hash": "h",
+                                                     "sources": {m: source_digest(m) for m in executed}}))
+    assert is_complete(str(folder), "h") and not is_complete(str(folder), "another")
+    try:
+        for edited, invalidates in (("app.py", False), ("index.py", False), ("training.py", True)):
+            with open(package / edited, "a") as f:
+                f.write("\n# edited\n")
+            source_digest.cache_clear()  # a new sweep reads the sources again
+            assert is_complete(str(folder), "h") is not invalidates, edited
+    finally:
+        source_digest.cache_clear()

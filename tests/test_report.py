@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from resnet_keras.params import Run
-from resnet_keras.report import COMPARISONS, paper_error, write_summary
+from resnet_keras.index import COMPARISONS, write_summary
+from resnet_keras.report import paper_error
 
 
 def fake_run(outputs, question, name, results, compare, accuracies=(0.5, 0.6)):

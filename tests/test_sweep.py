@@ -56,6 +56,9 @@ def test_smoke_sweep_produces_every_artefact(project):
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["status"] == "ok" and metrics["results"]["epochs_trained"] >= 1
         assert "seed" in metrics["parameters"] or "seed" in metrics["results"]
+        # The package modules the run executed, hashed: the sweep's own modules and the web app are not among them.
+        assert {"resnet_keras", "resnet_keras.models", "resnet_keras.training"} <= set(metrics["sources"])
+        assert not {"resnet_keras.app", "resnet_keras.index", "resnet_keras.sweep"} & set(metrics["sources"])
         assert not (folder / ".resume").exists()
     model = rk.load_h5(str(root / "outputs" / SMOKE_RUNS[0] / "model.h5"))
     assert model.predict(__import__("numpy").zeros((2, 32, 32, 3), "float32"), verbose=0).shape == (2, 10)
@@ -230,7 +233,7 @@ def test_sweep_killed_during_training_resumes_without_repeating_epochs(project):
 
     root, _ = project
     data = root / "outputs" / ".more-cifar"
-    write_tiny_cifar(str(data), per_class=100, test_per_class=3)
+    write_tiny_cifar(str(data), per_class=50, test_per_class=3)
     (root / "params" / "qkill.yaml").write_text(yaml.safe_dump({
         "question": "qkill", "notebook": "notebooks/q1_scratch.py", "name": "resume",
         "parameters": {"data_dir": str(data), "n": 1, "epochs": 8, "batch_size": 32}}))
