@@ -23,6 +23,7 @@ export PYTHONUNBUFFERED := 1
 
 help:
 	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper']"
+	@echo "           [SCHEDULER=tcp://HOST:8786|local]         ... on a Dask cluster whose workers share outputs/"
 	@echo "                                                         run the experiments into outputs/"
 	@echo "make test                                                run the test suite"
 	@echo "make venv GPU=1                                          set up Keras on JAX with CUDA 12 (NVIDIA GPUs)"
@@ -54,7 +55,8 @@ test: venv data
 # The smoke profile trains on tiny generated data, written once.
 TINY := outputs/.tiny-cifar
 sweep: venv data notebooks $(if $(filter smoke,$(PROFILE)),$(TINY)/.complete)
-	$(PY) -m resnet_keras.sweep --profile $(PROFILE) --jobs $(JOBS) $(if $(FORCE),--force) $(if $(ONLY),--only $(ONLY))
+	$(PY) -m resnet_keras.sweep --profile $(PROFILE) --jobs $(JOBS) $(if $(FORCE),--force) $(if $(ONLY),--only $(ONLY)) \
+	  $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 $(TINY)/.complete: | venv
 	$(PY) -m resnet_keras.data tiny $(TINY) >/dev/null

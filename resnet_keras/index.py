@@ -17,7 +17,8 @@ SUMMARY_FILE = ".summary.json"  # in the outputs folder: what the index was last
 
 COLUMNS = ["question", "run", "status", "dataset", "model", "family", "depth", "params", "optimizer", "batch_size",
            "epochs", "best_val_accuracy", "final_val_accuracy", "test_accuracy", "train_val_gap", "train_time_s",
-           "epoch_time_s", "latency_ms", "throughput_img_s", "elapsed_s", "weights", "seed", "error", "where", "report"]
+           "epoch_time_s", "latency_ms", "throughput_img_s", "elapsed_s", "host", "worker", "weights", "seed", "error",
+           "where", "report"]
 LINKS = (("report", "report.html"), ("notebook", "notebook.ipynb"), ("model", "model.h5"), ("history", "history.csv"),
          ("curves", "curves.png"), ("confusion", "confusion.png"), ("metrics", "metrics.json"))
 
@@ -33,6 +34,7 @@ def results_table(outputs, runs, records):
         report = os.path.join(run.question, run.name, "report.html")
         rows.append({"question": run.question, "run": run.name, "status": rec["status"],
                      "dataset": run.parameters.get("dataset", res.get("dataset")), "elapsed_s": rec.get("elapsed_s"),
+                     "host": rec.get("host"), "worker": rec.get("worker"),
                      "error": rec.get("error"), "where": rec.get("where"),
                      "report": report if os.path.isfile(os.path.join(outputs, report)) else None,
                      **{k: v for k, v in res.items() if k in COLUMNS and k != "dataset"}})
@@ -190,7 +192,7 @@ def _html_table(outputs, group):
 
     shown = ["run", "status", "dataset", "model", "params", "optimizer", "batch_size", "epochs", "best_val_accuracy",
              "final_val_accuracy", "test_accuracy", "train_val_gap", "train_time_s", "epoch_time_s", "latency_ms",
-             "throughput_img_s", "weights"]
+             "throughput_img_s", "weights", "host", "worker"]
     shown = [c for c in shown if group[c].notna().any()]
     head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in shown) + "<th>files</th>"
     body = []

@@ -40,6 +40,7 @@ import contextlib
 import functools
 import glob
 import hashlib
+import importlib
 import json
 import multiprocessing
 import os
@@ -49,6 +50,7 @@ import sys
 import time
 import traceback
 
+from resnet_keras import cluster
 from resnet_keras.errors import ConfigError, resolve_precision
 from resnet_keras.files import atomic_path, write_json, write_text
 from resnet_keras.params import plan
@@ -237,6 +239,7 @@ def _execute(run, folder, digest, root):
         except (OSError, ValueError) as e:
             error = {"error": f"{type(e).__name__}: {e}", "where": run.notebook, "cell": None}
     record = {"run": run.key, "question": run.question, "name": run.name, "hash": digest, "elapsed_s": elapsed,
+              **cluster.where(),
               "parameters": run.parameters, "notebook": run.notebook, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     if error:
         record.update(status="failed", **error)
@@ -294,11 +297,13 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
         gpus = len(nvidia_gpus()) if machine["gpu"] and "CUDA_VISIBLE_DEVICES" not in os.environ else 0
         pin = dict(initializer=_pin_gpu, initargs=(context.Value("i", 0), gpus)) if gpus > 1 else {}
         executor = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, **pin)
+    # By its module's name, also when this file runs as __main__: executors on other machines import it.
+    task = importlib.import_module("resnet_keras.sweep").execute_run
     start, done, durations = time.time(), 0, []
     try:
         futures = {}
         for i, (run, digest) in enumerate(todo, 1):
-            futures[executor.submit(execute_run, run, outputs, digest, root)] = run
+            futures[executor.submit(task, run, outputs, digest, root)] = run
             if i <= jobs:
                 log(f"[{i}/{len(todo)}] start {run.key}")
         for future in concurrent.futures.as_completed(futures):
@@ -334,17 +339,24 @@ def main(argv=None):
                     "the index still lists every run")
     ap.add_argument("--params", default="params", help="folder of params files (default: params)")
     ap.add_argument("--outputs", default="outputs", help="output folder (default: outputs)")
+    ap.add_argument("--scheduler", help="run on Dask: tcp://HOST:PORT of a running scheduler whose workers share "
+                    "the outputs folder, or local (a LocalCluster of --jobs workers)")
     args = ap.parse_args(argv)
     from resnet_keras.index import write_summary
 
+    client = None
     try:
         if args.jobs != "auto" and not (args.jobs.isdigit() and int(args.jobs) >= 1):
             raise ConfigError(f"jobs={args.jobs!r} is not accepted; use an integer >= 1 or auto")
+        if args.scheduler:
+            cluster.check_scheduler(args.scheduler)
         runs = plan(args.params, args.profile)
         selected = [r for r in runs if not args.only or os.path.splitext(os.path.basename(r.source))[0] in args.only]
         if not selected:
             raise ConfigError(f"only={args.only} matches no params file; use names of files in {args.params}/")
         _check_writable(args.outputs)
+        if args.scheduler and args.scheduler != "local":
+            client = cluster.connect(args.scheduler)  # before anything else: unreachable is one line, nothing run
         known = remembered(args.outputs) or {}
         machine = known
         if args.force or not known or not all(
@@ -354,12 +366,27 @@ def main(argv=None):
             machine = {**{k: known[k] for k in SPEED if k in known}, **machine}
             remember(args.outputs, machine)
     except ConfigError as e:
+        if client is not None:
+            client.close()
         print(f"sweep: {e}", file=sys.stderr)
         return 2
     jobs = auto_jobs(nvidia_gpus(), machine["gpu"]) if args.jobs == "auto" else int(args.jobs)
-    print(f"sweep: profile {args.profile}, {len(selected)} runs, {jobs} at a time", flush=True)
-    records = run_sweep(selected, args.outputs, jobs, args.force, log=lambda s: print(s, flush=True),
-                        machine=machine)
+    executor, on = None, ""
+    if args.scheduler:
+        client = client or cluster.connect("local", jobs)
+        executor = client.get_executor(pure=False)  # pure=False: every submission is a run of its own
+        workers, jobs = cluster.workers(client)
+        on = f" on {workers} Dask worker{'s' * (workers != 1)} ({args.scheduler})"
+    print(f"sweep: profile {args.profile}, {len(selected)} runs, {max(jobs, 1)} at a time{on}", flush=True)
+    try:
+        records = run_sweep(selected, args.outputs, max(jobs, 1), args.force, executor=executor,
+                            log=lambda s: print(s, flush=True), machine=machine)
+    finally:
+        if client is not None:
+            local = client.cluster if args.scheduler == "local" else None
+            client.close()
+            if local is not None:
+                local.close()
     others = {r.key: load_record(args.outputs, r, run_hash(r, machine)) for r in runs if r.key not in records}
     index = write_summary(args.outputs, runs, {**records, **others})
     failed = [k for k, r in records.items() if r["status"] != "ok"]

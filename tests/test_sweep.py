@@ -295,3 +295,87 @@ def test_diverging_run_is_marked_failed(project):
     assert error["error"].startswith("TrainingDiverged: loss became")
     history = pd.read_csv(root / "outputs" / "qnan" / "diverges" / "history.csv")
     assert len(history) < 50  # stopped at once, not after fifty epochs of NaN
+
+
+@pytest.fixture
+def dask_cluster(project):
+    """A real Dask scheduler and two single-thread worker processes on localhost, in the project folder."""
+    import socket
+
+    from distributed import Client
+
+    root, _ = project
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    bin_dir = os.path.dirname(sys.executable)
+    procs = [subprocess.Popen([os.path.join(bin_dir, "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs += [subprocess.Popen([os.path.join(bin_dir, "dask"), "worker", address, "--nthreads", "1", "--no-nanny",
+                                "--no-dashboard", "--name", f"w{i}"], cwd=root, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL) for i in (1, 2)]
+    try:
+        client = Client(address, timeout=60)
+        client.wait_for_workers(2, timeout=120)
+        yield address, client
+        client.close()
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def test_sweep_runs_on_a_dask_scheduler_and_records_the_workers(project, dask_cluster):
+    root, _ = project
+    address, client = dask_cluster
+    workers = set(client.scheduler_info()["workers"])
+    code, out = sweep(root, "--force", "--only", "q2_grid", "--scheduler", address)
+    assert code == 0, out
+    assert f"3 runs, 2 at a time on 2 Dask workers ({address})" in out
+    results = pd.read_csv(root / "outputs" / "results.csv").set_index(["question", "run"])
+    q2 = results.loc["q2"]
+    assert (q2["status"] == "ok").all() and len(q2) == 3
+    assert set(q2["worker"]) == workers  # three runs, both workers
+    assert results.loc[("q1", "cifar10-n1-adam"), "worker"].startswith("pid ")  # ran in the local pool before
+    assert 'tcp://127.0.0.1' in (root / "outputs" / "index.html").read_text()
+
+
+def test_worker_killed_during_a_run_the_run_resumes_on_the_other_worker(project, dask_cluster):
+    import signal
+    import time
+
+    from resnet_keras.data import write_tiny_cifar
+
+    root, _ = project
+    address, client = dask_cluster
+    data = root / "outputs" / ".dask-cifar"
+    write_tiny_cifar(str(data), per_class=50, test_per_class=3)
+    (root / "params" / "qdask.yaml").write_text(yaml.safe_dump({
+        "question": "qdask", "notebook": "notebooks/q1_scratch.py", "name": "resume",
+        "parameters": {"data_dir": str(data), "n": 1, "epochs": 8, "batch_size": 32}}))
+    folder = root / "outputs" / "qdask" / "resume"
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "resnet_keras.sweep", "--profile", "smoke", "--only", "qdask",
+                                 "--scheduler", address], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        deadline = time.time() + 300
+        while _epochs_done(folder / "history.csv") < 2 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        busy = [worker for worker, tasks in client.processing().items() if tasks]
+        assert proc.poll() is None and len(busy) == 1, "the run finished before its worker could be killed"
+        os.kill(client.run(os.getpid, workers=busy)[busy[0]], signal.SIGKILL)
+        killed_after = _epochs_done(folder / "history.csv")
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        (root / "params" / "qdask.yaml").unlink()
+    assert proc.returncode == 0, out
+    assert pd.read_csv(folder / "history.csv")["epoch"].tolist() == list(range(1, 9))  # each epoch exactly once
+    record = json.loads((folder / "metrics.json").read_text())
+    assert record["worker"] != busy[0] and record["worker"] in client.scheduler_info()["workers"]
+    nb = json.loads((folder / "notebook.ipynb").read_text())
+    text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    first = int(text.split("epoch ", 1)[1].split("/", 1)[0])
+    # Resumed after the last committed epoch, not restarted (the killed worker's kernel may commit one more epoch
+    # in the second it takes to notice that its parent is gone).
+    assert killed_after >= 2 and first in (killed_after + 1, killed_after + 2), (killed_after, first)

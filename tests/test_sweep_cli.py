@@ -18,6 +18,8 @@ def in_repo(monkeypatch):
     (["--profile", "huge"], "profile='huge' is not accepted; use one of full, quick, smoke"),
     (["--jobs", "0"], "jobs='0' is not accepted; use an integer >= 1 or auto"),
     (["--only", "q9_nothing"], "only=['q9_nothing'] matches no params file"),
+    (["--scheduler", "127.0.0.1"], "scheduler='127.0.0.1' is not accepted; use tcp://HOST:PORT of a running Dask "
+                                   "scheduler, or local"),
 ])
 def test_bad_arguments_exit_2_with_one_line(in_repo, tmp_path, capsys, args, message):
     outputs = tmp_path / "out"
@@ -56,3 +58,18 @@ def test_run_start_removes_temporary_files_of_a_killed_attempt(tmp_path):
     assert record["status"] == "failed" and "missing.py" in record["error"]
     assert not any(path.exists() for path in leftovers)
     assert json.loads((tmp_path / "q" / "r" / "error.json").read_text())["hash"] == "abc"
+
+
+def test_unreachable_scheduler_exits_2_with_one_line_before_anything_runs(in_repo, tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    outputs = tmp_path / "out"
+    address = f"tcp://127.0.0.1:{port}"
+    assert main(["--profile", "smoke", "--only", "q1_scratch", "--outputs", str(outputs), "--scheduler", address]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sweep: scheduler='{address}' cannot be reached (") and err.count("\n") == 1
+    assert "start it (`dask scheduler`) or leave SCHEDULER empty to run here" in err
+    assert os.listdir(outputs) == []  # nothing run, nothing probed
