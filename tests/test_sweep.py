@@ -216,6 +216,26 @@ def test_index_opens_in_a_browser_without_broken_links_or_images(project):
         server.shutdown()
 
 
+def _eight_epoch_run(root, question):
+    """A params file of one 8-epoch ResNet-8 run on 500 tiny images; returns (its folder, the params file)."""
+    from resnet_keras.data import write_tiny_cifar
+
+    data = root / "outputs" / f".{question}-cifar"
+    write_tiny_cifar(str(data), per_class=50, test_per_class=3)
+    params = root / "params" / f"{question}.yaml"
+    params.write_text(yaml.safe_dump({
+        "question": question, "notebook": "notebooks/q1_scratch.py", "name": "resume",
+        "parameters": {"data_dir": str(data), "n": 1, "epochs": 8, "batch_size": 32}}))
+    return root / "outputs" / question / "resume", params
+
+
+def _first_epoch_printed(folder):
+    """The first epoch the run's executed notebook trained (that of its last attempt)."""
+    nb = json.loads((folder / "notebook.ipynb").read_text())
+    text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    return int(text.split("epoch ", 1)[1].split("/", 1)[0])
+
+
 def _epochs_done(history):
     try:
         return len(pd.read_csv(history))
@@ -229,15 +249,9 @@ def test_sweep_killed_during_training_resumes_without_repeating_epochs(project):
     import time
 
     import resnet_keras as rk
-    from resnet_keras.data import write_tiny_cifar
 
     root, _ = project
-    data = root / "outputs" / ".more-cifar"
-    write_tiny_cifar(str(data), per_class=50, test_per_class=3)
-    (root / "params" / "qkill.yaml").write_text(yaml.safe_dump({
-        "question": "qkill", "notebook": "notebooks/q1_scratch.py", "name": "resume",
-        "parameters": {"data_dir": str(data), "n": 1, "epochs": 8, "batch_size": 32}}))
-    folder = root / "outputs" / "qkill" / "resume"
+    folder, params = _eight_epoch_run(root, "qkill")
     rng, kills = random.Random(1), []
     try:
         for _ in range(2):
@@ -257,14 +271,12 @@ def test_sweep_killed_during_training_resumes_without_repeating_epochs(project):
             assert not (folder / "metrics.json").exists()
         code, out = sweep(root, "--only", "qkill")
     finally:
-        (root / "params" / "qkill.yaml").unlink()
+        params.unlink()
     assert code == 0, out
     assert 1 <= kills[0] <= kills[1] < 8
     history = pd.read_csv(folder / "history.csv")
     assert history["epoch"].tolist() == list(range(1, 9))
-    nb = json.loads((folder / "notebook.ipynb").read_text())
-    text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
-    first = int(text.split("epoch ", 1)[1].split("/", 1)[0])
+    first = _first_epoch_printed(folder)
     assert first == kills[1] + 1, f"the last attempt started at epoch {first}, not after epoch {kills[1]}"
     assert rk.count_params(rk.load_h5(str(folder / "model.h5"))) > 0
     assert json.loads((folder / "metrics.json").read_text())["results"]["epochs_trained"] == 8
@@ -345,16 +357,9 @@ def test_worker_killed_during_a_run_the_run_resumes_on_the_other_worker(project,
     import signal
     import time
 
-    from resnet_keras.data import write_tiny_cifar
-
     root, _ = project
     address, client = dask_cluster
-    data = root / "outputs" / ".dask-cifar"
-    write_tiny_cifar(str(data), per_class=50, test_per_class=3)
-    (root / "params" / "qdask.yaml").write_text(yaml.safe_dump({
-        "question": "qdask", "notebook": "notebooks/q1_scratch.py", "name": "resume",
-        "parameters": {"data_dir": str(data), "n": 1, "epochs": 8, "batch_size": 32}}))
-    folder = root / "outputs" / "qdask" / "resume"
+    folder, params = _eight_epoch_run(root, "qdask")
     try:
         proc = subprocess.Popen([sys.executable, "-m", "resnet_keras.sweep", "--profile", "smoke", "--only", "qdask",
                                  "--scheduler", address], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -368,14 +373,12 @@ def test_worker_killed_during_a_run_the_run_resumes_on_the_other_worker(project,
         killed_after = _epochs_done(folder / "history.csv")
         out, _ = proc.communicate(timeout=600)
     finally:
-        (root / "params" / "qdask.yaml").unlink()
+        params.unlink()
     assert proc.returncode == 0, out
     assert pd.read_csv(folder / "history.csv")["epoch"].tolist() == list(range(1, 9))  # each epoch exactly once
     record = json.loads((folder / "metrics.json").read_text())
     assert record["worker"] != busy[0] and record["worker"] in client.scheduler_info()["workers"]
-    nb = json.loads((folder / "notebook.ipynb").read_text())
-    text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
-    first = int(text.split("epoch ", 1)[1].split("/", 1)[0])
+    first = _first_epoch_printed(folder)
     # Resumed after the last committed epoch, not restarted (the killed worker's kernel may commit one more epoch
     # in the second it takes to notice that its parent is gone).
     assert killed_after >= 2 and first in (killed_after + 1, killed_after + 2), (killed_after, first)
