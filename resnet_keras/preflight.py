@@ -86,9 +86,14 @@ MACHINE_FILE = ".machine.json"  # in the outputs folder
 SPEED = ("img_per_s", "startup_s")  # what `probe(measure=True)` adds
 
 
+def _keras_home():
+    """Keras' folder for its config and downloads: $KERAS_HOME, else ~/.keras."""
+    return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+
+
 def fingerprint():
     """What decides the probe's backend and GPU answer, read in milliseconds without importing Keras."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    home = _keras_home()
     try:
         with open(os.path.join(home, "keras.json")) as f:
             config = f.read()
@@ -232,7 +237,7 @@ def _child(request):
         for name, data_dir, label_mode in request["data"]:
             loaded = data.load_dataset(name, data_dir, label_mode)  # downloads once, here, if it can
             answer["classes"][json.dumps([name, data_dir, label_mode])] = np.bincount(loaded.y_train).tolist()
-        home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+        home = _keras_home()
         cached = os.path.isfile(os.path.join(home, "models", RESNET50_NOTOP))
         if request["imagenet"] and not cached:
             if not data.reachable(WEIGHTS_HOST):

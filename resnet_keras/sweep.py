@@ -181,10 +181,9 @@ def execute_run(run, outputs, digest, root="."):
         with open(plan_file) as f:
             planned = json.load(f)
         if (planned.get("hash"), planned.get("package")) != (digest, _package_digest()):
-            # parameters or code changed: do not resume
-                for entry in os.listdir(folder):
-                    path = os.path.join(folder, entry)
-                    shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            for entry in os.listdir(folder):  # parameters or code changed: do not resume
+                path = os.path.join(folder, entry)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     write_json(plan_file, {"hash": digest, "package": _package_digest(), "run": run.key,
                            "parameters": run.parameters})
     with _stderr_to(os.path.join(folder, "kernel.log")):  # TensorFlow's C++ logs, kept out of the terminal

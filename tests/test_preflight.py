@@ -8,10 +8,10 @@ import textwrap
 import pytest
 
 from conftest import REPO
+from resnet_keras import sweep
 from resnet_keras.errors import ConfigError, resolve_precision
 from resnet_keras.params import Run
 from resnet_keras.preflight import GPU_SHARING, auto_jobs, estimate, probe, remember, remembered, work
-from resnet_keras import sweep
 from resnet_keras.sweep import PRODUCTS, is_complete, run_hash, run_sweep, source_digest
 
 CPU = {"backend": "tensorflow", "gpu": False}
