@@ -43,6 +43,7 @@ augment = True  # pad-4 random crop and horizontal flip
 pipeline = "auto"  # where augmentation runs: auto (device on a GPU, else host), host (NumPy), device (in the compiled step)
 seed = 0  # seed for weights, data order and augmentation
 precision = "auto"  # auto (mixed_float16 on a GPU, else float32), float32, mixed_float16, mixed_bfloat16
+devices = 1  # devices to train on (JAX backend): each batch is split over them, the recipe stays; "all": every GPU
 out_dir = "outputs/q2/dev"  # where the artefacts go (the sweep sets it)
 
 # %% [markdown]
@@ -57,7 +58,8 @@ from resnet_keras import plots, report
 os.makedirs(out_dir, exist_ok=True)
 rk.set_seed(seed)
 precision = rk.set_precision(precision)
-print(f"precision: {precision}")
+devices = rk.set_devices(devices)
+print(f"precision: {precision}, devices: {devices}")
 data = rk.load_dataset(dataset, data_dir, label_mode=label_mode, validation_split=validation_split,
                        per_class=per_class, test_per_class=test_per_class)
 mean, std = data.channel_stats()

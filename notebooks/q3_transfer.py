@@ -44,6 +44,7 @@ fine_tune_fraction = 0.25  # fraction of the base's layers unfrozen for fine-tun
 fine_tune_learning_rate = 1e-5  # learning rate while fine-tuning
 seed = 0  # seed for weights, data order and augmentation
 precision = "auto"  # auto (mixed_float16 on a GPU, else float32), float32, mixed_float16, mixed_bfloat16
+devices = 1  # devices to train on (JAX backend): each batch is split over them, the recipe stays; "all": every GPU
 out_dir = "outputs/q3/dev"  # where the artefacts go (the sweep sets it)
 
 # %% [markdown]
@@ -61,7 +62,8 @@ from resnet_keras import plots, report
 os.makedirs(out_dir, exist_ok=True)
 rk.set_seed(seed)
 precision = rk.set_precision(precision)
-print(f"precision: {precision}")
+devices = rk.set_devices(devices)
+print(f"precision: {precision}, devices: {devices}")
 data = rk.load_dataset(dataset, data_dir, label_mode=label_mode, validation_split=validation_split,
                        per_class=per_class, test_per_class=test_per_class)
 print(f"{dataset}: {data.describe()}")

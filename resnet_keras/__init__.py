@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "data": ["CifarBatches", "CifarData", "DataNotFoundError", "augment_batch", "load_dataset"],
+    "devices": ["device_count", "set_devices"],
     "errors": ["ConfigError"],
     "inference": ["inference_model", "measure_inference", "predict"],
     "models": ["bottleneck_block", "build_imagenet_resnet", "build_model", "build_resnet", "build_transfer_model",

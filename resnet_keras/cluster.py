@@ -4,8 +4,17 @@
     make sweep SCHEDULER=local JOBS=4      # a LocalCluster of 4 worker processes here
 
 The sweep submits `sweep.execute_run` through the client's
-`concurrent.futures` executor, so everything else (the plan, the hashes, the
-progress lines, the index) is the local sweep's. A worker that dies during a
+`concurrent.futures` executor (`executor`), so everything else (the plan, the
+hashes, the progress lines, the index) is the local sweep's.
+
+GPU workers declare their GPU as a Dask resource, and say how many runs may
+share it: `CUDA_VISIBLE_DEVICES=0 dask worker tcp://HOST:8786 --nthreads 2
+--resources GPU=2` runs at most two runs at a time on GPU 0. When any worker
+declares `GPU`, every run asks for one unit of it, so runs go only to GPU
+workers, as many at a time as their `GPU` says; each run sets the sweep's
+GPU-sharing settings (`preflight.GPU_SHARING`) in its worker first.
+
+A worker that dies during a
 run loses nothing committed: the scheduler gives the task to another worker
 (up to `distributed.scheduler.allowed-failures` times), and the run resumes
 from its last completed epoch in the shared `outputs/` folder.
@@ -47,10 +56,23 @@ def connect(scheduler, jobs=1, timeout=CONNECT_TIMEOUT_S):
                           f"(`dask scheduler`) or leave SCHEDULER empty to run here") from None
 
 
-def workers(client):
-    """Number of workers, and of threads (runs at a time), that the client's scheduler has now."""
-    info = client.scheduler_info(n_workers=-1)["workers"]
-    return len(info), sum(w.get("nthreads", 1) for w in info.values())
+def executor(client):
+    """The client's `concurrent.futures` executor for runs, how many it takes at a time, and its workers in words.
+
+    Each submission is a run of its own (`pure=False`). When workers declare
+    a `GPU` resource, a run needs one unit of it, and a worker takes no more
+    runs at a time than its `GPU` (or its threads, if fewer).
+    """
+    info = client.scheduler_info(n_workers=-1)["workers"].values()
+    gpu_workers = [w for w in info if w.get("resources", {}).get("GPU")]
+    if gpu_workers:
+        slots = sum(min(w.get("nthreads", 1), int(w["resources"]["GPU"])) for w in gpu_workers)
+        return client.get_executor(pure=False, resources={"GPU": 1}), slots, _count(len(gpu_workers), "Dask GPU worker")
+    return client.get_executor(pure=False), sum(w.get("nthreads", 1) for w in info), _count(len(info), "Dask worker")
+
+
+def _count(n, noun):
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def where():

@@ -239,14 +239,21 @@ class CifarBatches(keras.utils.PyDataset):
     Both draw the order and the crops from generators seeded by
     `(seed, epoch)` and `(seed, epoch, batch)`, so the model sees the same
     images on either pipeline, and an epoch's batches are the same whether or
-    not the run was resumed. The last partial batch is kept.
+    not the run was resumed. The last partial batch is kept, cut to a
+    multiple of `shards`: a batch split over that many devices must split
+    evenly (`devices.set_devices`), so up to `shards - 1` images, different
+    ones each shuffled epoch, sit out an epoch.
     """
 
     def __init__(self, x, y, batch_size, shuffle=False, augment=False, seed=0, epoch=0, pipeline="host",
-                 **kwargs):
+                 shards=1, **kwargs):
         super().__init__(**kwargs)
         self.x, self.y = x, y
         self.batch_size = check_int("batch_size", batch_size)
+        self.shards = check_int("shards", shards)
+        if batch_size % shards:
+            raise ConfigError(f"batch_size={batch_size} does not split over {shards} devices; "
+                              f"use a multiple of {shards}")
         self.pipeline = check_choice("pipeline", pipeline, PIPELINES)
         if pipeline == "device" and x.ndim != 4:
             raise ConfigError(f"pipeline='device' needs images (n, h, w, c), not arrays of shape {x.shape}; "
@@ -260,10 +267,12 @@ class CifarBatches(keras.utils.PyDataset):
         self.order = rng.permutation(len(self.y)) if self.shuffle else np.arange(len(self.y))
 
     def __len__(self):
-        return -(-len(self.y) // self.batch_size)
+        used = len(self.y) - len(self.y) % self.shards
+        return -(-used // self.batch_size)
 
     def __getitem__(self, i):
         idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        idx = idx[:len(idx) - len(idx) % self.shards]
         x = self.x[idx]
         crops = draw_crops(np.random.default_rng([self.seed, self.epoch, i]), len(idx)) if self.augment else None
         if self.pipeline == "device":

@@ -63,6 +63,10 @@ def _bool(v):
     return type(v) is bool, "true or false"
 
 
+def _devices(v):
+    return v == "all" or (type(v) is int and v >= 1), "an integer >= 1 or 'all'"
+
+
 def _data_dir(v):
     return v is None or (isinstance(v, str) and os.path.isdir(v)), "null or an existing folder"
 
@@ -107,6 +111,7 @@ SCHEMA = {
     "cache_features": _bool,
     "seed": _int(0),
     "precision": _choice(*PRECISIONS),
+    "devices": _devices,
     "weights": _weights,
     "resize": _int(32, optional=True),
     "head_units": _int(1),

@@ -373,9 +373,8 @@ def main(argv=None):
     executor, on = None, ""
     if args.scheduler:
         client = client or cluster.connect("local", jobs)
-        executor = client.get_executor(pure=False)  # pure=False: every submission is a run of its own
-        workers, jobs = cluster.workers(client)
-        on = f" on {workers} Dask worker{'s' * (workers != 1)} ({args.scheduler})"
+        executor, jobs, workers = cluster.executor(client)
+        on = f" on {workers} ({args.scheduler})"
     print(f"sweep: profile {args.profile}, {len(selected)} runs, {max(jobs, 1)} at a time{on}", flush=True)
     try:
         records = run_sweep(selected, args.outputs, max(jobs, 1), args.force, executor=executor,

@@ -23,6 +23,7 @@ import numpy as np
 from keras import ops
 
 from resnet_keras.data import CifarBatches
+from resnet_keras.devices import device_count
 from resnet_keras.errors import (PIPELINES, PRECISIONS, ConfigError, check_choice, check_int, check_number,
                                  resolve_precision)
 from resnet_keras.files import atomic_path, check_hdf5, write_json, write_text
@@ -311,7 +312,8 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     "device" or "auto", see `resolve_pipeline`); both give the same batches.
     Writes into `out_dir`: `history.csv` (one row per epoch: loss, accuracy,
     val_loss, val_accuracy, lr, time_s), `best.h5` (best `monitor`, if
-    `save_best`) and `.resume/` (the state to continue from). Verbose 2 prints
+    `save_best`) and `.resume/` (the state to continue from). After
+    `set_devices(k)`, each batch of `batch_size` is split over k devices. Verbose 2 prints
     one line per epoch (ours, with the epoch number and learning rate), 1 is
     Keras' progress bar, 0 is silent. Raises `TrainingDiverged` on a non-finite loss.
     Returns the full history (all epochs, resumed ones included) as a DataFrame.
@@ -327,8 +329,9 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
         raise ConfigError(f"augment=True needs images (n, h, w, c), not arrays of shape {data.x_train.shape}; "
                           f"use augment=False on cached features")
     pipeline = resolve_pipeline(pipeline, data.x_train)
+    shards = device_count()  # `devices.set_devices`: each batch is split over this many devices
     batches = CifarBatches(data.x_train, data.y_train, batch_size, shuffle=True, augment=augment, seed=seed,
-                           pipeline=pipeline)
+                           pipeline=pipeline, shards=shards)
     total = epochs * len(batches)
     lr = learning_rate if schedule == "constant" and not warmup_epochs else LRSchedule(
         schedule, learning_rate, total, warmup_epochs * len(batches), milestones)
@@ -338,7 +341,8 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
                          os.path.join(out_dir, "best.h5") if save_best else None,
                          monitor if has_val else monitor.removeprefix("val_"), epochs, log=verbose == 2, export=model)
     batches.set_epoch(ckpt.saved_epoch())
-    val = CifarBatches(data.x_val, data.y_val, 500, pipeline=pipeline) if has_val else None
+    val = CifarBatches(data.x_val, data.y_val, 500 // shards * shards, pipeline=pipeline,
+                       shards=shards) if has_val else None
     trainer.fit(batches, epochs=epochs, validation_data=val, callbacks=[ckpt, StopOnNaN()],
                 verbose=1 if verbose == 1 else 0)
     return pd.DataFrame(ckpt.rows, columns=_columns(ckpt.rows))

@@ -119,6 +119,8 @@ BAD = [
     ({"parameters": {"augment": "yes"}}, "'augment' = 'yes' is not accepted; use true or false"),
     ({"parameters": {"schedule": "exponential"}}, "'schedule' = 'exponential' is not accepted; use one of"),
     ({"parameters": {"shortcut": "b"}}, "'shortcut' = 'b'"),
+    ({"parameters": {"devices": 0}}, "'devices' = 0 is not accepted; use an integer >= 1 or 'all'"),
+    ({"parameters": {"devices": "gpu"}}, "'devices' = 'gpu'"),
     ({"parameters": {"out_dir": "/tmp"}}, "'out_dir' is set by the sweep"),
     ({"parameters": {"data_dir": "/no/such/folder"}}, "'data_dir' = '/no/such/folder'"),
     ({"grid": {"dataset": ["cifar10", "svhn"]}}, "'dataset' = 'svhn' is not accepted; use one of 'cifar10'"),

@@ -1,5 +1,6 @@
 """The sweep end to end on the smoke profile: artefacts, incrementality, failures, the index in a browser."""
 
+import contextlib
 import functools
 import http.server
 import json
@@ -31,17 +32,56 @@ def sweep(root, *args, env=None):
     return proc.returncode, proc.stdout + proc.stderr
 
 
+@contextlib.contextmanager
+def dask_cluster(root, nthreads=1, resources=None):
+    """A real Dask scheduler and two worker processes on localhost, started in `root`; yields (address, client)."""
+    import socket
+
+    from distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dask = os.path.join(os.path.dirname(sys.executable), "dask")
+    extra = ["--resources", resources] if resources else []
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs += [subprocess.Popen([dask, "worker", address, "--nthreads", str(nthreads), "--no-nanny", "--no-dashboard",
+                                "--name", f"w{i}", *extra], cwd=root, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL) for i in (1, 2)]
+    try:
+        client = Client(address, timeout=60)
+        client.wait_for_workers(2, timeout=120)
+        yield address, client
+        client.close()
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """A copy of the notebooks and params with tiny data, after one smoke sweep."""
-    from resnet_keras.data import write_tiny_cifar
+    """A copy of the project after `make sweep PROFILE=smoke` on a Dask scheduler with two GPU workers.
 
+    The workers declare one GPU each (on a CPU machine just a Dask resource), so that each takes one run at a
+    time although it has two threads. `make` writes the tiny data and the notebooks' .ipynb copies first.
+    """
     root = tmp_path_factory.mktemp("project")
     for folder in ("notebooks", "params"):
         shutil.copytree(os.path.join(REPO, folder), root / folder, ignore=shutil.ignore_patterns("*.ipynb"))
-    write_tiny_cifar(str(root / "outputs" / ".tiny-cifar"))
-    code, out = sweep(root, "--jobs", "2")  # two at a time: the process pool's path, and half the wait
-    assert code == 0, out
+    for name in ("Makefile", "requirements.txt", "requirements-gpu.txt", "pyproject.toml"):
+        shutil.copy2(os.path.join(REPO, name), root / name)
+    ready = root / ".venv-ready"  # the running environment stands for make's .venv, newer than its requirements
+    ready.touch()
+    with dask_cluster(root, nthreads=2, resources="GPU=1") as (address, _):
+        proc = subprocess.run(["make", "sweep", "PROFILE=smoke", f"SCHEDULER={address}", f"PY={sys.executable}",
+                               f"VENV={os.path.dirname(os.path.dirname(sys.executable))}", f"STAMP={ready}"],
+                              cwd=root, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert f"{len(SMOKE_RUNS)} runs, 2 at a time on 2 Dask GPU workers ({address})" in out
     return root, out
 
 
@@ -65,12 +105,27 @@ def test_smoke_sweep_produces_every_artefact(project):
     results = pd.read_csv(root / "outputs" / "results.csv")
     assert (results["question"] + "/" + results["run"]).tolist() == SMOKE_RUNS
     assert (results["status"] == "ok").all()
+    # Every run finished on the two Dask workers, each of which took one run at a time (its GPU=1).
+    assert results["worker"].str.match(r"^tcp://127\.0\.0\.1:\d+$").all() and results["worker"].nunique() == 2
+    for _, runs in results.groupby("worker"):
+        spans = sorted((_finished(root, key) - elapsed, _finished(root, key)) for key, elapsed in
+                       zip(runs["question"] + "/" + runs["run"], runs["elapsed_s"]))
+        assert all(later[0] >= earlier[1] - 1 for earlier, later in zip(spans, spans[1:])), spans
     assert results["test_accuracy"].between(0, 1).all() and results["params"].gt(0).all()
     report = (root / "outputs" / SMOKE_RUNS[0] / "report.html").read_text()
     assert "test accuracy" in report and "rk.build_resnet" not in report  # outputs shown, code hidden
     q3 = (root / "outputs" / "q3/cifar10-sgd-none" / "report.html").read_text()
     assert "Weights of the ResNet-50 base: none: random initialisation" in q3
     assert (root / "outputs" / "q2" / "comparison.png").is_file()
+    assert "tcp://127.0.0.1:" in (root / "outputs" / "index.html").read_text()  # the index shows the workers
+
+
+def _finished(root, key):
+    """When a run's record was written, in seconds since the epoch (to the second)."""
+    import time
+
+    record = json.loads((root / "outputs" / key / "metrics.json").read_text())
+    return time.mktime(time.strptime(record["finished"], "%Y-%m-%d %H:%M:%S"))
 
 
 def test_smoke_sweep_draws_the_studys_comparisons(project):
@@ -309,75 +364,32 @@ def test_diverging_run_is_marked_failed(project):
     assert len(history) < 50  # stopped at once, not after fifty epochs of NaN
 
 
-@pytest.fixture
-def dask_cluster(project):
-    """A real Dask scheduler and two single-thread worker processes on localhost, in the project folder."""
-    import socket
-
-    from distributed import Client
-
-    root, _ = project
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
-    bin_dir = os.path.dirname(sys.executable)
-    procs = [subprocess.Popen([os.path.join(bin_dir, "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    procs += [subprocess.Popen([os.path.join(bin_dir, "dask"), "worker", address, "--nthreads", "1", "--no-nanny",
-                                "--no-dashboard", "--name", f"w{i}"], cwd=root, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL) for i in (1, 2)]
-    try:
-        client = Client(address, timeout=60)
-        client.wait_for_workers(2, timeout=120)
-        yield address, client
-        client.close()
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-
-
-def test_sweep_runs_on_a_dask_scheduler_and_records_the_workers(project, dask_cluster):
-    root, _ = project
-    address, client = dask_cluster
-    workers = set(client.scheduler_info()["workers"])
-    code, out = sweep(root, "--force", "--only", "q2_grid", "--scheduler", address)
-    assert code == 0, out
-    assert f"3 runs, 2 at a time on 2 Dask workers ({address})" in out
-    results = pd.read_csv(root / "outputs" / "results.csv").set_index(["question", "run"])
-    q2 = results.loc["q2"]
-    assert (q2["status"] == "ok").all() and len(q2) == 3
-    assert set(q2["worker"]) == workers  # three runs, both workers
-    assert results.loc[("q1", "cifar10-n1-adam"), "worker"].startswith("pid ")  # ran in the local pool before
-    assert 'tcp://127.0.0.1' in (root / "outputs" / "index.html").read_text()
-
-
-def test_worker_killed_during_a_run_the_run_resumes_on_the_other_worker(project, dask_cluster):
+def test_worker_killed_during_a_run_the_run_resumes_on_the_other_worker(project):
     import signal
     import time
 
     root, _ = project
-    address, client = dask_cluster
     folder, params = _eight_epoch_run(root, "qdask")
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "resnet_keras.sweep", "--profile", "smoke", "--only", "qdask",
-                                 "--scheduler", address], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
-        deadline = time.time() + 300
-        while _epochs_done(folder / "history.csv") < 2 and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        busy = [worker for worker, tasks in client.processing().items() if tasks]
-        assert proc.poll() is None and len(busy) == 1, "the run finished before its worker could be killed"
-        os.kill(client.run(os.getpid, workers=busy)[busy[0]], signal.SIGKILL)
-        killed_after = _epochs_done(folder / "history.csv")
-        out, _ = proc.communicate(timeout=600)
+        with dask_cluster(root) as (address, client):
+            proc = subprocess.Popen([sys.executable, "-m", "resnet_keras.sweep", "--profile", "smoke", "--only",
+                                     "qdask", "--scheduler", address], cwd=root, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            deadline = time.time() + 300
+            while _epochs_done(folder / "history.csv") < 2 and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.2)
+            busy = [worker for worker, tasks in client.processing().items() if tasks]
+            assert proc.poll() is None and len(busy) == 1, "the run finished before its worker could be killed"
+            os.kill(client.run(os.getpid, workers=busy)[busy[0]], signal.SIGKILL)
+            killed_after = _epochs_done(folder / "history.csv")
+            out, _ = proc.communicate(timeout=600)
+            survivors = set(client.scheduler_info()["workers"])
     finally:
         params.unlink()
     assert proc.returncode == 0, out
     assert pd.read_csv(folder / "history.csv")["epoch"].tolist() == list(range(1, 9))  # each epoch exactly once
     record = json.loads((folder / "metrics.json").read_text())
-    assert record["worker"] != busy[0] and record["worker"] in client.scheduler_info()["workers"]
+    assert record["worker"] != busy[0] and record["worker"] in survivors
     first = _first_epoch_printed(folder)
     # Resumed after the last committed epoch, not restarted (the killed worker's kernel may commit one more epoch
     # in the second it takes to notice that its parent is gone).

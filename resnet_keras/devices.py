@@ -1,0 +1,50 @@
+"""Which devices one run trains on: one, or several with data parallelism.
+
+`set_devices(2)`, called before the model is built, has Keras replicate every
+variable on two local accelerators and split each batch between them
+(`keras.distribution.DataParallel`). The compiled step keeps the semantics of
+one device: batch norm's statistics, the loss and the gradient are those of
+the whole (global) batch, so the recipe (batch size, learning rate, schedule)
+stays that of a one-device run, and so do the weights after each step, up to
+float rounding (`tests/test_devices.py`: ResNet-20 on two virtual CPU devices).
+
+Keras' distribution API trains on the JAX backend; on the others, more than
+one device is refused with a one-line error rather than silently using one.
+"""
+
+import keras
+
+from resnet_keras.errors import ConfigError, check_int
+
+
+def set_devices(devices=1):
+    """Train the models built from now on across `devices` local accelerators; return how many.
+
+    Args:
+        devices: an integer >= 1, or "all" (every local GPU; on a machine
+            without one, every CPU device the backend lists, usually one).
+    Returns:
+        the number of devices each batch is split over.
+    """
+    if devices != "all":
+        check_int("devices", devices)
+    available = keras.distribution.list_devices()
+    count = len(available) if devices == "all" else devices
+    if count == 1:
+        keras.distribution.set_distribution(None)
+        return 1
+    backend = keras.backend.backend()
+    if backend != "jax":
+        raise ConfigError(f"devices={devices!r} needs the JAX backend (Keras' distribution API), not {backend}; "
+                          f"set KERAS_BACKEND=jax or use devices=1")
+    if count > len(available):
+        raise ConfigError(f"devices={devices!r} is not accepted; this machine has {len(available)} "
+                          f"({', '.join(available)}): use at most {len(available)}, or 'all'")
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=available[:count]))
+    return count
+
+
+def device_count():
+    """How many devices each batch is split over now (1 without a distribution)."""
+    distribution = keras.distribution.distribution()
+    return 1 if distribution is None else int(distribution.device_mesh.devices.size)
