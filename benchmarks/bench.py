@@ -56,7 +56,7 @@ def _keras_train(n, batch, steps, warmup, augment, precision="float32"):
 
     rk.set_seed(0)
     rk.set_precision(precision)
-    model = rk.build_resnet(n)
+    model = rk.build_resnet(6 * n + 2)  # the reference networks take n, blocks per stage
     trainer = rk.training.compile_for_training(model, "sgd", 0.1)  # what `rk.train` fits: loss on logits
     rng = np.random.default_rng(0)
     count = batch * (steps + warmup)
@@ -112,7 +112,7 @@ def _keras_infer(n, count, precision=None, keras_predict=False):
 
     import resnet_keras as rk
 
-    model = rk.build_resnet(n)
+    model = rk.build_resnet(6 * n + 2)  # the reference networks take n, blocks per stage
     if precision:
         model = rk.inference_model(model, precision)
     x = np.random.default_rng(0).integers(0, 256, (count, 32, 32, 3)).astype(np.float32)

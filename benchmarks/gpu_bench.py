@@ -26,7 +26,7 @@ def ours(n, steps, precision, pipeline, augment):
 
     rk.set_seed(0)
     rk.set_precision(precision)
-    model = rk.build_resnet(n, shortcut="zero_pad", weight_decay=1e-4)
+    model = rk.build_resnet(6 * n + 2, shortcut="zero_pad", weight_decay=1e-4)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (128 * steps, 32, 32, 3), dtype=np.uint8)
     y = rng.integers(0, 10, 128 * steps).astype(np.int32)

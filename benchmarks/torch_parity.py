@@ -59,7 +59,7 @@ def keras_run(data, plan, depth, seed, he_classifier):
     from resnet_keras.data import crop_flip
 
     rk.set_seed(seed)
-    model = rk.build_resnet((depth - 2) // 6, shortcut="zero_pad", weight_decay=WEIGHT_DECAY)
+    model = rk.build_resnet(depth, shortcut="zero_pad", weight_decay=WEIGHT_DECAY)
     if he_classifier:
         kernel = model.get_layer("logits").kernel
         kernel.assign(keras.initializers.HeNormal(seed=seed)(kernel.shape))

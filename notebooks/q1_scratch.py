@@ -29,7 +29,7 @@ data_dir = None  # folder with the official CIFAR python layout; None: $RESNET_K
 per_class = None  # train only on the first k images of each class (None: all)
 test_per_class = None  # evaluate on the first k test images of each class (None: all)
 validation_split = 0.1  # fraction of each class held out for validation
-n = 3  # blocks per stage; depth is 6n+2
+depth = 20  # weight layers: 6n+2 for n blocks per stage (20, 32, 44, 56, 110, ...)
 version = "v1"  # v1 (post-activation) or v2 (pre-activation)
 shortcut = "projection"  # projection (1x1 conv) or zero_pad (the paper's option A)
 width = 1  # filter multiplier
@@ -82,7 +82,7 @@ print(f"{dataset}: {data.describe()}")
 # ## Build the model
 
 # %%
-model = rk.build_resnet(n, data.num_classes, version=version, shortcut=shortcut, width=width, plain=plain,
+model = rk.build_resnet(depth, data.num_classes, version=version, shortcut=shortcut, width=width, plain=plain,
                         dropout=dropout, weight_decay=weight_decay, mean=mean, std=std)
 print(f"{model.name}: {rk.count_params(model):,} trainable parameters, "
       f"{rk.count_weight_layers(model)} weight layers")
@@ -114,5 +114,5 @@ plots.save_figure(fig, f"{out_dir}/confusion.png")
 # %%
 rk.save_h5(model, f"{out_dir}/model.h5")
 report.write_run_results(out_dir, report.run_summary(
-    history, test, model, dataset=dataset, depth=6 * n + 2, optimizer=optimizer, batch_size=batch_size,
+    history, test, model, dataset=dataset, depth=depth, optimizer=optimizer, batch_size=batch_size,
     epochs=epochs, learning_rate=learning_rate, seed=seed, precision=precision, class_names=data.class_names))

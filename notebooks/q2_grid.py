@@ -17,8 +17,9 @@
 # Each run of this notebook trains one CIFAR ResNet (depth 6n+2) with one
 # optimizer and batch size on CIFAR-10 or CIFAR-100. The sweep runs every point
 # of the grid in `params/q2_grid.yaml` (by default the assignment's three
-# configurations: n=7 RMSprop batch 128, n=7 Adam batch 64, n=5 SGD momentum 0.9
-# batch 256, on both data sets) and compares them all in `outputs/index.html`.
+# configurations: ResNet-44 (n=7) with RMSprop at batch 128 and with Adam at
+# batch 64, ResNet-32 (n=5) with SGD momentum 0.9 at batch 256, on both data
+# sets) and compares them all in `outputs/index.html`.
 
 # %% tags=["parameters"]
 dataset = "cifar10"  # cifar10 or cifar100
@@ -27,7 +28,7 @@ data_dir = None  # folder with the official CIFAR python layout; None: $RESNET_K
 per_class = None  # train only on the first k images of each class (None: all)
 test_per_class = None  # evaluate on the first k test images of each class (None: all)
 validation_split = 0.1  # fraction of each class held out for validation
-n = 7  # blocks per stage; depth is 6n+2
+depth = 44  # weight layers: 6n+2 for n blocks per stage (20, 32, 44, 56, 110, ...)
 version = "v1"  # v1 (post-activation) or v2 (pre-activation)
 shortcut = "projection"  # projection (1x1 conv) or zero_pad (the paper's option A)
 weight_decay = 1e-4  # coupled L2 on the kernels
@@ -69,7 +70,7 @@ print(f"{dataset}: {data.describe()}")
 # ## Model
 
 # %%
-model = rk.build_resnet(n, data.num_classes, version=version, shortcut=shortcut, weight_decay=weight_decay,
+model = rk.build_resnet(depth, data.num_classes, version=version, shortcut=shortcut, weight_decay=weight_decay,
                         mean=mean, std=std)
 print(f"{model.name}: {rk.count_params(model):,} trainable parameters; {optimizer}, batch {batch_size}")
 
@@ -91,5 +92,5 @@ test = rk.evaluate(model, data.x_test, data.y_test)
 print(f"test accuracy {test['accuracy']:.4f}")
 rk.save_h5(model, f"{out_dir}/model.h5")
 report.write_run_results(out_dir, report.run_summary(
-    history, test, model, dataset=dataset, depth=6 * n + 2, optimizer=optimizer, batch_size=batch_size,
+    history, test, model, dataset=dataset, depth=depth, optimizer=optimizer, batch_size=batch_size,
     epochs=epochs, learning_rate=learning_rate, seed=seed, precision=precision, class_names=data.class_names))

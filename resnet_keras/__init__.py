@@ -1,7 +1,7 @@
 """Residual networks on CIFAR-10/100 with Keras 3: models, data, training, sweeps.
 
 Names are imported on first use, so `resnet_keras.params` and the sweep start
-without loading TensorFlow; `import resnet_keras as rk; rk.build_resnet(3)`
+without loading TensorFlow; `import resnet_keras as rk; rk.build_resnet(20)`
 works as usual.
 """
 

@@ -19,11 +19,10 @@ import socket
 import keras
 import numpy as np
 
-from resnet_keras.errors import PIPELINES, ConfigError, check_choice, check_int, check_number
+from resnet_keras.catalog import DATASETS, LABEL_MODES, PIPELINES
+from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
 
 DATA_ENV = "RESNET_KERAS_DATA"
-DATASETS = ("cifar10", "cifar100")
-LABEL_MODES = ("fine", "coarse")
 
 _LAYOUT = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "batches.meta"),

@@ -31,35 +31,3 @@ def check_number(what, value, minimum=0.0, maximum=None, inclusive=True):
         bound = f"{'>=' if inclusive else '>'} {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
         raise ConfigError(f"{what}={value!r} is not accepted; use a number {bound}")
     return float(value)
-
-
-FAMILIES = ("resnet", "plain", "preact", "imagenet")
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # `training.set_precision`
-PIPELINES = ("host", "device")  # where augmentation runs (`data.CifarBatches`); `train` adds "auto"
-IMAGENET_DEPTHS = (18, 34, 50)
-
-
-def resolve_precision(precision, gpu):
-    """The dtype policy `precision` stands for on a machine with (`gpu`) or without a GPU.
-
-    Here, beside the list of precisions, because both the training code and
-    the sweep's run hash (which must not import Keras) need this one rule.
-    """
-    if precision == "auto":
-        return "mixed_float16" if gpu else "float32"
-    return precision
-
-
-def check_depth(family, depth):
-    """Return `depth` if a network of `family` can have it, else raise ConfigError.
-
-    CIFAR families ("resnet", "plain", "preact") have 6n+2 weight layers
-    (20, 32, 44, 56, 110, ...); "imagenet" is ResNet-18, -34 or -50.
-    """
-    check_choice("family", family, FAMILIES)
-    if family == "imagenet":
-        return check_choice("depth", depth, IMAGENET_DEPTHS)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ConfigError(f"depth={depth!r} is not accepted for family {family!r}; use 6n+2 with n >= 1 "
-                          f"(8, 14, 20, 32, 44, 56, 110, ...)")
-    return depth

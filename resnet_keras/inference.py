@@ -24,9 +24,8 @@ import time
 import keras
 import numpy as np
 
+from resnet_keras.catalog import INFERENCE_PRECISIONS
 from resnet_keras.errors import ConfigError, check_choice, check_int
-
-INFERENCE_PRECISIONS = ("float32", "bfloat16")  # not `errors.PRECISIONS`, the training policies
 
 # Layers whose work is worth doing in bfloat16; everything else (preprocessing,
 # pooling, the classifier) stays float32, as Keras' mixed-precision guide advises.

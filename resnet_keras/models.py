@@ -36,14 +36,11 @@ probabilities, and training computes the loss from the logits
 import keras
 from keras import layers
 
-from resnet_keras.errors import check_choice, check_depth, check_int, check_number
+from resnet_keras.catalog import DECAY_SCOPES, IMAGENET_BLOCKS, SHORTCUTS, VERSIONS, check_depth, cifar_blocks
+from resnet_keras.errors import check_choice, check_int, check_number
 from resnet_keras.files import check_hdf5
 from resnet_keras.layers import CaffePreprocess, ZeroPadShortcut
 
-SHORTCUTS = ("projection", "zero_pad")
-VERSIONS = ("v1", "v2")
-DECAY_SCOPES = ("all", "kernels")
-IMAGENET_BLOCKS = {18: ("basic", [2, 2, 2, 2]), 34: ("basic", [3, 4, 6, 3]), 50: ("bottleneck", [3, 4, 6, 3])}
 
 # Per-channel statistics of the CIFAR-10 train set on 0..255 (mean, std).
 CIFAR10_MEAN = (125.31, 122.95, 113.87)
@@ -193,17 +190,17 @@ def _stack(x, stages, block, shortcut, plain, opts):
     return x
 
 
-def build_resnet(n=3, num_classes=10, version="v1", shortcut="projection", width=1, plain=False,
+def build_resnet(depth=20, num_classes=10, version="v1", shortcut="projection", width=1, plain=False,
                  input_shape=(32, 32, 3), dropout=0.0, weight_decay=0.0, mean=CIFAR10_MEAN, std=CIFAR10_STD,
                  bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, decay_scope="all", name=None):
-    """CIFAR ResNet of depth 6n+2 (He et al. 2015, section 4.2).
+    """CIFAR ResNet with `depth` = 6n+2 weight layers (He et al. 2015, section 4.2).
 
     A 3x3 stem with 16*width filters, three stages of n blocks with 16, 32, 64
     (times `width`) filters and strides 1, 2, 2, global average pooling and a
     softmax classifier: 6n+1 convolutions on the main path and one dense layer.
 
     Args:
-        n: blocks per stage (n=3 is ResNet-20, 5 is 32, 7 is 44, 9 is 56, 18 is 110).
+        depth: weight layers, 6n+2 for n blocks per stage (20, 32, 44, 56, 110, ...).
         num_classes: classifier width.
         version: "v1" (post-activation) or "v2" (pre-activation).
         shortcut: "projection" or "zero_pad" (option A, as in the paper's CIFAR table).
@@ -218,7 +215,7 @@ def build_resnet(n=3, num_classes=10, version="v1", shortcut="projection", width
         an uncompiled `keras.Model` from pixels `(batch, h, w, 3)` to class
         probabilities `(batch, num_classes)`.
     """
-    check_int("n", n)
+    n = cifar_blocks(depth)
     check_int("num_classes", num_classes, minimum=2)
     check_choice("version", version, VERSIONS)
     check_choice("shortcut", shortcut, SHORTCUTS)
@@ -237,7 +234,7 @@ def build_resnet(n=3, num_classes=10, version="v1", shortcut="projection", width
         x = layers.ReLU(name="post_relu")(opts.bn(x, "post_bn"))
     kind = "plain" if plain else ("preact_resnet" if version == "v2" else "resnet")
     outputs = _head(x, num_classes, dropout, opts)
-    return keras.Model(inputs, outputs, name=name or f"{kind}{6 * n + 2}")
+    return keras.Model(inputs, outputs, name=name or f"{kind}{depth}")
 
 
 def build_imagenet_resnet(depth=18, num_classes=10, input_shape=(32, 32, 3), dropout=0.0, weight_decay=0.0,
@@ -273,7 +270,7 @@ def build_model(family, depth, num_classes=10, width=1, shortcut="projection", *
     check_depth(family, depth)
     if family == "imagenet":
         return build_imagenet_resnet(depth, num_classes, **kwargs)
-    return build_resnet((depth - 2) // 6, num_classes, version="v2" if family == "preact" else "v1",
+    return build_resnet(depth, num_classes, version="v2" if family == "preact" else "v1",
                         shortcut=shortcut, width=width, plain=family == "plain", **kwargs)
 
 

@@ -4,11 +4,11 @@ A file describes one question:
 
     question: q2                       # outputs go to outputs/<question>/<run>/
     notebook: notebooks/q2_grid.py     # a Jupytext notebook with a `parameters` cell
-    name: "{dataset}-n{n}-{optimizer}" # run name, formatted with the run's parameters
+    name: "{dataset}-resnet{depth}-{optimizer}" # run name, formatted with the run's parameters
     parameters: {epochs: 20, ...}      # every run
     grid:                              # optional: one run per point of the product
       dataset: [cifar10, cifar100]     #   a list of values for one parameter, or
-      config: [{n: 7, optimizer: adam}, ...]  # a list of mappings that set several together
+      config: [{depth: 44, optimizer: adam}, ...]  # a list of mappings that set several together
     profiles:                          # overrides per profile, applied last; a key
       quick: {epochs: 3, per_class: 100} # that names a grid axis replaces that axis
     compare: [paper_table]             # optional: cross-run summaries for the index
@@ -28,7 +28,9 @@ import re
 
 import yaml
 
-from resnet_keras.errors import FAMILIES, PIPELINES, PRECISIONS, ConfigError, check_depth
+from resnet_keras.catalog import (DATASETS, FAMILIES, LABEL_MODES, OPTIMIZERS, PIPELINE_CHOICES, PRECISIONS,
+                                  SCHEDULES, SHORTCUTS, VERSIONS, check_depth)
+from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
 from resnet_keras.files import check_hdf5
 from resnet_keras.index import COMPARISONS
 
@@ -37,87 +39,92 @@ FILE_KEYS = ("question", "notebook", "name", "parameters", "grid", "profiles", "
 RESERVED = ("out_dir",)  # set by the sweep, never by a params file
 
 
-def _choice(*options):
-    def check(v):
-        return v in options, "one of " + ", ".join(repr(o) for o in options)
+# Each rule takes (what, value) and returns the value or raises a one-line ConfigError: the package's own checks,
+# with the allowed values of `catalog`.
+def _choice(options):
+    return lambda what, v: check_choice(what, v, options)
+
+
+def _int(minimum):
+    return lambda what, v: check_int(what, v, minimum)
+
+
+def _number(minimum, maximum=None, inclusive=True):
+    return lambda what, v: check_number(what, v, minimum, maximum, inclusive)
+
+
+def _or_null(rule):
+    def check(what, v):
+        try:
+            return None if v is None else rule(what, v)
+        except ConfigError as e:
+            raise ConfigError(f"{e} or null") from None
     return check
 
 
-def _int(minimum, optional=False):
-    def check(v):
-        ok = (v is None and optional) or (type(v) is int and v >= minimum)
-        return ok, f"an integer >= {minimum}" + (" or null" if optional else "")
-    return check
+def _bool(what, v):
+    if type(v) is not bool:
+        raise ConfigError(f"{what}={v!r} is not accepted; use true or false")
+    return v
 
 
-def _float(minimum, maximum=None, above=False):
-    def check(v):
-        ok = type(v) in (int, float) and v == v and (v > minimum if above else v >= minimum)
-        ok = ok and (maximum is None or v <= maximum)
-        bounds = f"{'>' if above else '>='} {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-        return ok, f"a number {bounds}"
-    return check
+def _devices(what, v):
+    if v != "all" and not (type(v) is int and v >= 1):
+        raise ConfigError(f"{what}={v!r} is not accepted; use an integer >= 1 or 'all'")
+    return v
 
 
-def _bool(v):
-    return type(v) is bool, "true or false"
+def _data_dir(what, v):
+    if not (v is None or (isinstance(v, str) and os.path.isdir(v))):
+        raise ConfigError(f"{what}={v!r} is not accepted; use null or an existing folder")
+    return v
 
 
-def _devices(v):
-    return v == "all" or (type(v) is int and v >= 1), "an integer >= 1 or 'all'"
-
-
-def _data_dir(v):
-    return v is None or (isinstance(v, str) and os.path.isdir(v)), "null or an existing folder"
-
-
-def _weights(v):
+def _weights(what, v):
     accepted = "'imagenet', 'none' or the path of an intact HDF5 weights file"
     if v in ("imagenet", "none"):
-        return True, accepted
+        return v
     try:
-        check_hdf5("weights", v, accepted)
+        return check_hdf5("weights", v, accepted)
     except (ConfigError, TypeError):
-        return False, accepted
-    return True, accepted
+        raise ConfigError(f"{what}={v!r} is not accepted; use {accepted}") from None
 
 
 SCHEMA = {
-    "dataset": _choice("cifar10", "cifar100"),
-    "label_mode": _choice("fine", "coarse"),
+    "dataset": _choice(DATASETS),
+    "label_mode": _choice(LABEL_MODES),
     "data_dir": _data_dir,
-    "per_class": _int(1, optional=True),
-    "test_per_class": _int(1, optional=True),
-    "validation_split": _float(0.0, 0.9),
-    "n": _int(1),
-    "family": _choice(*FAMILIES),
+    "per_class": _or_null(_int(1)),
+    "test_per_class": _or_null(_int(1)),
+    "validation_split": _number(0.0, 0.9),
+    "family": _choice(FAMILIES),
     "depth": _int(8),
-    "version": _choice("v1", "v2"),
-    "shortcut": _choice("projection", "zero_pad"),
+    "version": _choice(VERSIONS),
+    "shortcut": _choice(SHORTCUTS),
     "width": _int(1),
     "plain": _bool,
-    "dropout": _float(0.0, 0.99),
-    "weight_decay": _float(0.0),
-    "optimizer": _choice("sgd", "adam", "rmsprop"),
-    "learning_rate": _float(0.0, above=True),
-    "momentum": _float(0.0, 1.0),
+    "dropout": _number(0.0, 0.99),
+    "weight_decay": _number(0.0),
+    "optimizer": _choice(OPTIMIZERS),
+    "learning_rate": _number(0.0, inclusive=False),
+    "momentum": _number(0.0, 1.0),
     "nesterov": _bool,
-    "schedule": _choice("constant", "step", "cosine"),
+    "schedule": _choice(SCHEDULES),
     "warmup_epochs": _int(0),
     "epochs": _int(1),
     "batch_size": _int(1),
     "augment": _bool,
-    "pipeline": _choice("auto", *PIPELINES),
+    "pipeline": _choice(PIPELINE_CHOICES),
     "cache_features": _bool,
     "seed": _int(0),
-    "precision": _choice(*PRECISIONS),
+    "precision": _choice(PRECISIONS),
     "devices": _devices,
     "weights": _weights,
-    "resize": _int(32, optional=True),
+    "resize": _or_null(_int(32)),
     "head_units": _int(1),
     "fine_tune_epochs": _int(0),
-    "fine_tune_fraction": _float(0.0, 1.0, above=True),
-    "fine_tune_learning_rate": _float(0.0, above=True),
+    "fine_tune_fraction": _number(0.0, 1.0, inclusive=False),
+    "fine_tune_learning_rate": _number(0.0, inclusive=False),
 }
 
 
@@ -264,16 +271,17 @@ def _check_parameter(path, run, key, value, accepted):
         raise ConfigError(f"{where} is set by the sweep; remove it")
     if key not in accepted:
         raise ConfigError(f"{where} is unknown; accepted: {', '.join(sorted(k for k in accepted if k not in RESERVED))}")
-    ok, expected = SCHEMA[key](value)
-    if not ok:
-        raise ConfigError(f"{where} = {value!r} is not accepted; use {expected}")
+    try:
+        SCHEMA[key](key, value)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: run {run!r}: {e}") from None
 
 
 def _check_together(path, run, params):
     """Rules that involve several parameters (with the notebook's defaults filled in)."""
-    if "family" in params and "depth" in params:
+    if "depth" in params:  # the CIFAR notebooks (no `family`) build post-activation ResNets
         try:
-            check_depth(params["family"], params["depth"])
+            check_depth(params.get("family", "resnet"), params["depth"])
         except ConfigError as e:
             raise ConfigError(f"{path}: run {run!r}: {e}") from None
 

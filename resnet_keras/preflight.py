@@ -173,8 +173,7 @@ def _relative_cost(s):
         return 0.7 * ((s.get("resize") or 32) / 32) ** 2
     if s.get("family") == "imagenet":  # CIFAR stem, 32x32: 0.56, 1.16, 1.30 GFLOPs against 0.041
         return {18: 13.6, 34: 28.0, 50: 32.0}.get(s.get("depth"), 32.0)
-    depth = s.get("depth") or 6 * s.get("n", 3) + 2
-    return depth / 20 * s.get("width", 1) ** 2
+    return s.get("depth", 20) / 20 * s.get("width", 1) ** 2
 
 
 def work(s, class_counts):
@@ -263,7 +262,7 @@ def _measure(start, steps=4):
     x = rng.integers(0, 256, size=(2 * MEASURE_BATCH, 32, 32, 3), dtype=np.uint8)
     y = rng.integers(0, 10, size=2 * MEASURE_BATCH).astype(np.int32)
     pipeline = rk.training.resolve_pipeline("auto", x)
-    trainer = rk.training.compile_for_training(rk.build_resnet(3), "sgd", 0.1, pipeline=pipeline)
+    trainer = rk.training.compile_for_training(rk.build_resnet(20), "sgd", 0.1, pipeline=pipeline)
     batches = rk.CifarBatches(x, y, MEASURE_BATCH, augment=True, pipeline=pipeline)
     for i in range(2):  # compiles
         trainer.train_on_batch(*batches[i])

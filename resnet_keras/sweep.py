@@ -51,7 +51,8 @@ import time
 import traceback
 
 from resnet_keras import cluster
-from resnet_keras.errors import ConfigError, resolve_precision
+from resnet_keras.catalog import resolve_precision
+from resnet_keras.errors import ConfigError
 from resnet_keras.files import atomic_path, write_json, write_text
 from resnet_keras.params import plan
 from resnet_keras.preflight import (GPU_SHARING, MIN_CALIBRATION_S, auto_jobs, estimate, fmt_duration, nvidia_gpus,

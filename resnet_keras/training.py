@@ -22,16 +22,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from resnet_keras.catalog import OPTIMIZERS, PIPELINE_CHOICES, PIPELINES, PRECISIONS, SCHEDULES, resolve_precision
 from resnet_keras.data import CifarBatches
 from resnet_keras.devices import device_count
-from resnet_keras.errors import (PIPELINES, PRECISIONS, ConfigError, check_choice, check_int, check_number,
-                                 resolve_precision)
+from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
 from resnet_keras.files import atomic_path, check_hdf5, write_json, write_text
 from resnet_keras.inference import predict
-
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
-SCHEDULES = ("constant", "step", "cosine")
-PIPELINE_CHOICES = ("auto",) + PIPELINES  # `resolve_pipeline` turns "auto" into one of `PIPELINES`
 
 
 class TrainingDiverged(RuntimeError):
@@ -308,14 +304,14 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     """Compile and fit `model` on `data` (a `CifarData`), resuming if interrupted.
 
     The loss is computed from the logits (`training_model`); `model` keeps
-    its softmax output. `pipeline` chooses where augmentation runs ("host",
-    "device" or "auto", see `resolve_pipeline`); both give the same batches.
-    Writes into `out_dir`: `history.csv` (one row per epoch: loss, accuracy,
-    val_loss, val_accuracy, lr, time_s), `best.h5` (best `monitor`, if
-    `save_best`) and `.resume/` (the state to continue from). After
-    `set_devices(k)`, each batch of `batch_size` is split over k devices. Verbose 2 prints
-    one line per epoch (ours, with the epoch number and learning rate), 1 is
-    Keras' progress bar, 0 is silent. Raises `TrainingDiverged` on a non-finite loss.
+    its softmax output. `pipeline` chooses where augmentation runs (on the
+    host, on the device, or "auto": see `resolve_pipeline`); all give the same
+    batches. After `set_devices(k)`, each batch of `batch_size` is split over
+    k devices. Writes into `out_dir`: `history.csv` (one row per epoch: loss,
+    accuracy, val_loss, val_accuracy, lr, time_s), `best.h5` (best `monitor`,
+    if `save_best`) and `.resume/` (the state to continue from). Verbose 2
+    prints one line per epoch (ours, with the epoch number and learning rate),
+    1 is Keras' progress bar, 0 is silent. Raises `TrainingDiverged` on a non-finite loss.
     Returns the full history (all epochs, resumed ones included) as a DataFrame.
     """
     import pandas as pd

@@ -35,10 +35,10 @@ def png(path=None, seed=0, size=(48, 40)):
 def outputs(tmp_path_factory):
     """An outputs folder as the sweep leaves it: one run with model.h5 and results.json, plus hidden clutter."""
     root = tmp_path_factory.mktemp("outputs")
-    run = root / "q1" / "cifar10-n1-adam"
+    run = root / "q1" / "cifar10-resnet8-adam"
     run.mkdir(parents=True)
     rk.set_seed(0)
-    rk.save_h5(rk.build_resnet(1), str(run / "model.h5"))
+    rk.save_h5(rk.build_resnet(8), str(run / "model.h5"))
     (run / "results.json").write_text(json.dumps({"dataset": "cifar10", "model": "resnet8", "test_accuracy": 0.4,
                                                   "class_names": CLASSES}))
     (run / ".resume").mkdir()
@@ -56,7 +56,7 @@ def server(outputs):
 
 
 def expected_top5(outputs, image):
-    model = rk.load_h5(str(outputs / "q1" / "cifar10-n1-adam" / "model.h5"))
+    model = rk.load_h5(str(outputs / "q1" / "cifar10-resnet8-adam" / "model.h5"))
     return top_k(model.predict(read_image(image, (32, 32)), verbose=0)[0], CLASSES)
 
 
@@ -71,8 +71,8 @@ def post(url, data):
 
 def test_models_are_found_with_their_run_records(outputs):
     models = find_models(str(outputs))
-    assert list(models) == ["q1/cifar10-n1-adam"]
-    assert models["q1/cifar10-n1-adam"]["class_names"] == CLASSES
+    assert list(models) == ["q1/cifar10-resnet8-adam"]
+    assert models["q1/cifar10-resnet8-adam"]["class_names"] == CLASSES
 
 
 def test_images_of_any_size_become_one_rgb_batch():
@@ -88,7 +88,7 @@ def test_top_k_is_sorted_and_named():
 
 def test_api_classifies_an_upload_like_the_model_does(outputs, server):
     image = png(seed=1)
-    status, answer = post(f"{server}/api/predict?model=q1/cifar10-n1-adam", image)
+    status, answer = post(f"{server}/api/predict?model=q1/cifar10-resnet8-adam", image)
     assert status == 200
     expected = expected_top5(outputs, image)
     assert [p["class"] for p in answer["top"]] == [p["class"] for p in expected]
@@ -97,10 +97,10 @@ def test_api_classifies_an_upload_like_the_model_does(outputs, server):
 
 
 @pytest.mark.parametrize("query,body,message", [
-    ("model=q1/cifar10-n1-adam", b"not an image", "the upload (12 bytes) is not an image Pillow can read"),
-    ("model=../../etc/passwd", png(), "model='../../etc/passwd' is not accepted; use one of q1/cifar10-n1-adam"),
-    ("model=q1/cifar10-n1-adam/.resume", png(), "is not accepted"),
-    ("model=q1/cifar10-n1-adam", b"", "no image in the request"),
+    ("model=q1/cifar10-resnet8-adam", b"not an image", "the upload (12 bytes) is not an image Pillow can read"),
+    ("model=../../etc/passwd", png(), "model='../../etc/passwd' is not accepted; use one of q1/cifar10-resnet8-adam"),
+    ("model=q1/cifar10-resnet8-adam/.resume", png(), "is not accepted"),
+    ("model=q1/cifar10-resnet8-adam", b"", "no image in the request"),
 ])
 def test_api_rejects_bad_requests_with_one_line(server, query, body, message):
     status, answer = post(f"{server}/api/predict?{query}", body)
@@ -125,7 +125,7 @@ def test_page_uploads_an_image_and_shows_the_top5_in_chromium(outputs, server, t
         driver.get(server + "/")
         wait = WebDriverWait(driver, 30)
         wait.until(lambda d: Select(d.find_element(By.ID, "model")).options)
-        Select(driver.find_element(By.ID, "model")).select_by_value("q1/cifar10-n1-adam")
+        Select(driver.find_element(By.ID, "model")).select_by_value("q1/cifar10-resnet8-adam")
         driver.find_element(By.ID, "image").send_keys(str(image))
         wait.until(ec.element_to_be_clickable((By.ID, "classify"))).click()
         wait.until(ec.visibility_of_element_located((By.ID, "predictions")))
@@ -138,4 +138,4 @@ def test_page_uploads_an_image_and_shows_the_top5_in_chromium(outputs, server, t
     expected = expected_top5(outputs, image.read_bytes())
     assert [r[0] for r in rows] == [p["class"] for p in expected]
     assert [r[1] for r in rows] == [f"{100 * p['probability']:.1f}%" for p in expected]
-    assert status == "Top 5 classes from q1/cifar10-n1-adam"
+    assert status == "Top 5 classes from q1/cifar10-resnet8-adam"

@@ -31,7 +31,7 @@ DATA_PARALLEL = textwrap.dedent("""
     for devices, nudge in ((1, 0.0), (2, 0.0), (1, 2.0 ** -22)):
         shards = rk.set_devices(devices)
         rk.set_seed(0)
-        model = rk.build_resnet(3, 10, shortcut="zero_pad", mean=[127.5] * 3, std=[64.0] * 3)
+        model = rk.build_resnet(20, 10, shortcut="zero_pad", mean=[127.5] * 3, std=[64.0] * 3)
         signs = np.random.default_rng(1)
         for v in model.trainable_weights:
             w = np.array(v)

@@ -54,7 +54,7 @@ def test_transfer_model_folds_its_nested_base():
 
 
 def test_bfloat16_inference_agrees_with_float32():
-    model = with_trained_statistics(rk.build_resnet(1))
+    model = with_trained_statistics(rk.build_resnet(8))
     fast = rk.inference_model(model, precision="bfloat16")
     convs = [layer for layer in fast.layers if isinstance(layer, keras.layers.Conv2D)]
     assert convs and all(layer.compute_dtype == "bfloat16" for layer in convs)
@@ -67,7 +67,7 @@ def test_bfloat16_inference_agrees_with_float32():
 
 
 def test_folding_leaves_the_original_model_untouched():
-    model = with_trained_statistics(rk.build_resnet(1))
+    model = with_trained_statistics(rk.build_resnet(8))
     before = [w.copy() for w in model.get_weights()]
     rk.inference_model(model)
     for a, b in zip(before, model.get_weights()):
@@ -76,7 +76,7 @@ def test_folding_leaves_the_original_model_untouched():
 
 def test_inference_model_refuses_bad_arguments():
     with pytest.raises(ConfigError, match="precision='float16' is not accepted; use one of 'float32', 'bfloat16'"):
-        rk.inference_model(rk.build_resnet(1), precision="float16")
+        rk.inference_model(rk.build_resnet(8), precision="float16")
 
     class Subclassed(keras.Model):
         def call(self, x):
@@ -86,7 +86,7 @@ def test_inference_model_refuses_bad_arguments():
 
 
 def test_inference_speed_is_measured_on_the_given_inputs():
-    model = rk.build_resnet(1)
+    model = rk.build_resnet(8)
     x = pixels(40).astype(np.uint8)
     speed = rk.measure_inference(model, x, batch_size=16, latency_calls=3)
     assert speed["latency_ms"] > 0 and speed["throughput_img_s"] > 0
@@ -96,7 +96,7 @@ def test_inference_speed_is_measured_on_the_given_inputs():
 
 
 def test_predict_in_batches_matches_keras_predict():
-    model = with_trained_statistics(rk.build_resnet(1))
+    model = with_trained_statistics(rk.build_resnet(8))
     x = pixels(37).astype(np.uint8)  # 37 = 2 batches of 16 and a partial one of 5
     out = rk.predict(model, x, batch_size=16)
     assert out.shape == (37, 10) and out.dtype == np.float32

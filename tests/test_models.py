@@ -18,7 +18,7 @@ def paper_rounding(params):
 
 @pytest.mark.parametrize("n", sorted(PAPER_TABLE))
 def test_cifar_resnet_matches_paper_parameter_count_and_depth(n):
-    model = rk.build_resnet(n, shortcut="zero_pad")
+    model = rk.build_resnet(6 * n + 2, shortcut="zero_pad")
     assert paper_rounding(rk.count_params(model)) == PAPER_TABLE[n]
     assert rk.count_weight_layers(model) == 6 * n + 2
     assert model.name == f"resnet{6 * n + 2}"
@@ -26,18 +26,18 @@ def test_cifar_resnet_matches_paper_parameter_count_and_depth(n):
 
 def test_resnet20_exact_counts_match_reference_implementation():
     # akamaster/pytorch_resnet_cifar10 reports 269,722 (ResNet-20) and 1,727,962 (ResNet-110).
-    assert rk.count_params(rk.build_resnet(3, shortcut="zero_pad")) == 269_722
-    assert rk.count_params(rk.build_resnet(18, shortcut="zero_pad")) == 1_727_962
+    assert rk.count_params(rk.build_resnet(20, shortcut="zero_pad")) == 269_722
+    assert rk.count_params(rk.build_resnet(110, shortcut="zero_pad")) == 1_727_962
 
 
 def test_projection_shortcuts_add_two_1x1_convolutions():
-    model = rk.build_resnet(3, shortcut="projection")
+    model = rk.build_resnet(20, shortcut="projection")
     assert rk.count_weight_layers(model) == 22
     assert model.get_layer("stage2_block1_0_conv").kernel.shape == (1, 1, 16, 32)
 
 
 def test_plain_network_has_no_additions_and_same_weight_layers():
-    plain = rk.build_resnet(3, shortcut="zero_pad", plain=True)
+    plain = rk.build_resnet(20, shortcut="zero_pad", plain=True)
     assert not any(isinstance(layer, keras.layers.Add) for layer in plain.layers)
     assert rk.count_weight_layers(plain) == 20
     assert plain.name == "plain20"
@@ -46,7 +46,7 @@ def test_plain_network_has_no_additions_and_same_weight_layers():
 @pytest.mark.parametrize("version", ["v1", "v2"])
 @pytest.mark.parametrize("shortcut", ["projection", "zero_pad"])
 def test_models_map_pixels_to_probabilities(version, shortcut):
-    model = rk.build_resnet(1, num_classes=7, version=version, shortcut=shortcut, width=2, dropout=0.2)
+    model = rk.build_resnet(8, num_classes=7, version=version, shortcut=shortcut, width=2, dropout=0.2)
     out = model.predict(np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32"), verbose=0)
     assert out.shape == (4, 7)
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
@@ -100,14 +100,14 @@ def test_resnet50_cifar_stem_uses_bottlenecks():
 
 
 def test_weight_decay_adds_l2_losses():
-    model = rk.build_resnet(1, weight_decay=1e-4, decay_scope="kernels")
+    model = rk.build_resnet(8, weight_decay=1e-4, decay_scope="kernels")
     model(np.zeros((1, 32, 32, 3), "float32"))
     assert len(model.losses) == rk.count_weight_layers(model)
 
 
 def test_weight_decay_covers_every_parameter_by_default_like_pytorch_sgd():
     """PyTorch's SGD(weight_decay=wd) and the paper's Torch code decay BN scale/shift and biases too."""
-    model = rk.build_resnet(1, weight_decay=1e-4)
+    model = rk.build_resnet(8, weight_decay=1e-4)
     model(np.zeros((1, 32, 32, 3), "float32"))
     assert len(model.losses) == len(model.trainable_weights)
     expected = sum(1e-4 / 2 * float(np.sum(np.square(keras.ops.convert_to_numpy(w))))
@@ -153,11 +153,13 @@ def test_transfer_model_loads_local_weights_file(tmp_path):
 
 
 @pytest.mark.parametrize("call,bad", [
-    (lambda: rk.build_resnet(0), "n=0"),
-    (lambda: rk.build_resnet(-2), "n=-2"),
-    (lambda: rk.build_resnet(2.5), "n=2.5"),
-    (lambda: rk.build_resnet(3, shortcut="option_b"), "shortcut='option_b'"),
-    (lambda: rk.build_resnet(3, version="v3"), "version='v3'"),
+    (lambda: rk.build_resnet(0), "depth=0"),
+    (lambda: rk.build_resnet(-2), "depth=-2"),
+    (lambda: rk.build_resnet(2.5), "depth=2.5"),
+    (lambda: rk.build_resnet(21), "depth=21 is not accepted for a CIFAR network; use 6n+2"),
+    (lambda: rk.build_resnet(True), "depth=True"),
+    (lambda: rk.build_resnet(20, shortcut="option_b"), "shortcut='option_b'"),
+    (lambda: rk.build_resnet(20, version="v3"), "version='v3'"),
     (lambda: rk.build_imagenet_resnet(101), "depth=101"),
     (lambda: rk.build_model("resnet", 21), "depth=21"),
     (lambda: rk.build_model("wide", 20), "family='wide'"),

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import REPO
 from resnet_keras import sweep
-from resnet_keras.errors import ConfigError, resolve_precision
+from resnet_keras.catalog import resolve_precision
+from resnet_keras.errors import ConfigError
 from resnet_keras.params import Run
 from resnet_keras.preflight import GPU_SHARING, auto_jobs, estimate, probe, remember, remembered, work
 from resnet_keras.sweep import PRODUCTS, is_complete, run_hash, run_sweep, source_digest
@@ -48,7 +49,7 @@ def test_work_follows_epochs_images_and_depth():
     base = work({"depth": 20, "epochs": 2}, ten)
     assert base == 2 * 50000
     assert work({"depth": 56, "epochs": 2}, ten) == pytest.approx(base * 56 / 20)
-    assert work({"n": 9, "epochs": 2}, ten) == pytest.approx(base * 56 / 20)  # q1/q2 speak of n
+    assert work({"epochs": 2}, ten) == base  # the notebooks' default network is ResNet-20
     assert work({"depth": 20, "epochs": 2, "per_class": 500, "validation_split": 0.1}, ten) == pytest.approx(
         2 * 4500)
     assert work({"family": "imagenet", "depth": 18, "epochs": 2}, ten) > 10 * base

@@ -34,14 +34,14 @@ def test_failing_writer_leaves_no_file_behind(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        rk.save_h5(rk.build_resnet(1), str(tmp_path / "model.h5"))
+        rk.save_h5(rk.build_resnet(8), str(tmp_path / "model.h5"))
     assert os.listdir(tmp_path) == []
 
 
 SAVER = textwrap.dedent("""
     import sys
     import resnet_keras as rk
-    model = rk.build_resnet(3)
+    model = rk.build_resnet(20)
     print("ready", flush=True)
     while True:
         rk.save_h5(model, sys.argv[1])
@@ -61,7 +61,7 @@ def test_kill_during_saving_never_leaves_a_partial_model(tmp_path):
         assert path.exists(), "the saver never finished one save"
         assert h5py.is_hdf5(path)
         model = rk.load_h5(str(path))
-        assert rk.count_params(model) == rk.count_params(rk.build_resnet(3))
+        assert rk.count_params(model) == rk.count_params(rk.build_resnet(20))
 
 
 def test_same_seed_gives_the_same_history(tiny_data, tmp_path):
@@ -69,7 +69,7 @@ def test_same_seed_gives_the_same_history(tiny_data, tmp_path):
     histories = []
     for run in ("a", "b"):
         rk.set_seed(3)
-        histories.append(rk.train(rk.build_resnet(1), data, str(tmp_path / run), epochs=2, batch_size=8,
+        histories.append(rk.train(rk.build_resnet(8), data, str(tmp_path / run), epochs=2, batch_size=8,
                                   verbose=0))
     # Bit-identical on one CPU machine; documented tolerance elsewhere: 1e-6 relative.
     pd.testing.assert_frame_equal(histories[0].drop(columns="time_s"), histories[1].drop(columns="time_s"),

@@ -92,7 +92,7 @@ def test_run_results_are_plain_json(tmp_path):
     import resnet_keras as rk
     from resnet_keras.report import run_summary, write_run_results
 
-    model = rk.build_resnet(1)
+    model = rk.build_resnet(8)
     history = pd.DataFrame({"epoch": [1, 2, 3], "accuracy": [0.2, 0.3, 0.4], "val_accuracy": [0.2, 0.25, 0.3],
                             "time_s": [10.0, 2.0, 4.0]})
     write_run_results(str(tmp_path), run_summary(history, {"accuracy": 0.3, "loss": 1.9}, model,

@@ -19,7 +19,7 @@ from conftest import REPO, chromium, requires_chromium
 from resnet_keras.sweep import PRODUCTS
 
 pytestmark = pytest.mark.slow
-SMOKE_RUNS = ["q1/cifar10-n1-adam", "q2/cifar10-n1-rmsprop-b32", "q2/cifar10-n1-adam-b16", "q2/cifar10-n1-sgd-b64",
+SMOKE_RUNS = ["q1/cifar10-resnet8-adam", "q2/cifar10-resnet8-rmsprop-b32", "q2/cifar10-resnet8-adam-b16", "q2/cifar10-resnet8-sgd-b64",
               "q3/cifar10-rmsprop-none", "q3/cifar10-adam-none", "q3/cifar10-sgd-none",
               "architectures/resnet-20", "architectures/imagenet-18", "paper/resnet-20", "paper/plain-20",
               "preact100/preact-8-w1"]
@@ -180,7 +180,7 @@ def test_changing_one_parameter_reruns_only_that_run(project):
     path.write_text(yaml.safe_dump(spec))
     code, out = sweep(root)
     assert code == 0, out
-    assert "ok     q1/cifar10-n1-adam" in out and out.count("up to date  ") == len(SMOKE_RUNS) - 1
+    assert "ok     q1/cifar10-resnet8-adam" in out and out.count("up to date  ") == len(SMOKE_RUNS) - 1
     assert json.loads((root / "outputs" / SMOKE_RUNS[0] / "metrics.json").read_text())["parameters"]["seed"] == 7
 
 
@@ -236,7 +236,7 @@ def test_invalid_params_fail_before_anything_runs(project, tmp_path):
     finally:
         (root / "params" / "qbad.yaml").unlink()
     assert code == 2
-    assert "run 'default': parameter 'epochs' = 0 is not accepted; use an integer >= 1" in out
+    assert "run 'default': epochs=0 is not accepted; use an integer >= 1" in out
     assert "start" not in out and not (root / "outputs" / "qbad").exists()
 
 
@@ -280,7 +280,7 @@ def _eight_epoch_run(root, question):
     params = root / "params" / f"{question}.yaml"
     params.write_text(yaml.safe_dump({
         "question": question, "notebook": "notebooks/q1_scratch.py", "name": "resume",
-        "parameters": {"data_dir": str(data), "n": 1, "epochs": 8, "batch_size": 32}}))
+        "parameters": {"data_dir": str(data), "depth": 8, "epochs": 8, "batch_size": 32}}))
     return root / "outputs" / question / "resume", params
 
 
@@ -351,7 +351,7 @@ def test_diverging_run_is_marked_failed(project):
     root, _ = project
     (root / "params" / "qnan.yaml").write_text(yaml.safe_dump({
         "question": "qnan", "notebook": "notebooks/q1_scratch.py", "name": "diverges",
-        "parameters": {"data_dir": "outputs/.tiny-cifar", "n": 1, "epochs": 50, "batch_size": 8,
+        "parameters": {"data_dir": "outputs/.tiny-cifar", "depth": 8, "epochs": 50, "batch_size": 8,
                        "optimizer": "sgd", "learning_rate": 1.0e+12}}))
     try:
         code, out = sweep(root, "--only", "qnan")

@@ -48,7 +48,7 @@ STEPS = {3: 3, 9: 1}
 def networks(n, shortcut, version, plain, weight_decay=0.0):
     torch.manual_seed(0)
     rk.set_seed(0)
-    model = rk.build_resnet(n, shortcut=shortcut, version=version, plain=plain, weight_decay=weight_decay)
+    model = rk.build_resnet(6 * n + 2, shortcut=shortcut, version=version, plain=plain, weight_decay=weight_decay)
     rng = np.random.default_rng(0)
     for layer in model.layers:  # batch-norm statistics and affine parameters away from 0/1, so they matter,
         if isinstance(layer, keras.layers.BatchNormalization):  # scaled so that logits stay of order 1-10

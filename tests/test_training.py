@@ -78,7 +78,7 @@ def small(tiny_data, **kw):
 
 def test_train_writes_history_and_best_model(tiny_data, tmp_path):
     rk.set_seed(0)
-    model = rk.build_resnet(1)
+    model = rk.build_resnet(8)
     hist = rk.train(model, small(tiny_data), str(tmp_path), epochs=2, batch_size=16, optimizer="sgd",
                     learning_rate=0.05, schedule="cosine", verbose=0)
     assert hist["epoch"].tolist() == [1, 2]
@@ -91,9 +91,9 @@ def test_train_writes_history_and_best_model(tiny_data, tmp_path):
 def test_resume_continues_from_last_completed_epoch(tiny_data, tmp_path):
     data = small(tiny_data)
     rk.set_seed(0)
-    rk.train(rk.build_resnet(1), data, str(tmp_path), epochs=2, batch_size=16, verbose=0)
+    rk.train(rk.build_resnet(8), data, str(tmp_path), epochs=2, batch_size=16, verbose=0)
     rk.set_seed(0)
-    model = rk.build_resnet(1)
+    model = rk.build_resnet(8)
     hist = rk.train(model, data, str(tmp_path), epochs=3, batch_size=16, verbose=0)
     assert hist["epoch"].tolist() == [1, 2, 3]
     assert pd.read_csv(tmp_path / "history.csv")["epoch"].tolist() == [1, 2, 3]
@@ -102,7 +102,7 @@ def test_resume_continues_from_last_completed_epoch(tiny_data, tmp_path):
 def test_divergence_fails_the_run(tiny_data, tmp_path):
     rk.set_seed(0)
     with pytest.raises(rk.TrainingDiverged):
-        rk.train(rk.build_resnet(1), small(tiny_data), str(tmp_path), epochs=3, batch_size=8, optimizer="sgd",
+        rk.train(rk.build_resnet(8), small(tiny_data), str(tmp_path), epochs=3, batch_size=8, optimizer="sgd",
                  learning_rate=1e12, verbose=0)
 
 
@@ -113,7 +113,7 @@ def test_confidently_wrong_classifier_still_learns(tiny_data, tmp_path):
     gradient past the clip; with the classifier scaled x300 such a network stayed stuck there.
     """
     rk.set_seed(0)
-    model = rk.build_resnet(1)
+    model = rk.build_resnet(8)
     kernel = model.get_layer("logits").kernel
     kernel.assign(kernel * 300.0)
     hist = rk.train(model, small(tiny_data), str(tmp_path), epochs=5, batch_size=8, optimizer="sgd",
@@ -123,7 +123,7 @@ def test_confidently_wrong_classifier_still_learns(tiny_data, tmp_path):
 
 
 def test_model_outputs_probabilities_and_trains_on_its_logits():
-    model = rk.build_resnet(1)
+    model = rk.build_resnet(8)
     x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
     probs = rk.predict(model, x)
     logits = keras.ops.convert_to_numpy(rk.training.training_model(model)(x))
@@ -145,10 +145,10 @@ def test_host_and_device_pipelines_train_identically(tiny_data, tmp_path, augmen
     histories = []
     for pipeline in ("host", "device"):
         rk.set_seed(0)
-        hist = rk.train(rk.build_resnet(1), data, str(tmp_path / pipeline), epochs=2, batch_size=16,
+        hist = rk.train(rk.build_resnet(8), data, str(tmp_path / pipeline), epochs=2, batch_size=16,
                         optimizer="sgd", learning_rate=0.05, augment=augment, pipeline=pipeline, verbose=0)
         rk.set_seed(0)  # resume: a third epoch on top of the two committed ones
-        hist = rk.train(rk.build_resnet(1), data, str(tmp_path / pipeline), epochs=3, batch_size=16,
+        hist = rk.train(rk.build_resnet(8), data, str(tmp_path / pipeline), epochs=3, batch_size=16,
                         optimizer="sgd", learning_rate=0.05, augment=augment, pipeline=pipeline, verbose=0)
         assert hist["epoch"].tolist() == [1, 2, 3]
         histories.append(hist[["loss", "accuracy", "val_loss", "val_accuracy"]].to_numpy())
@@ -157,13 +157,13 @@ def test_host_and_device_pipelines_train_identically(tiny_data, tmp_path, augmen
 
 def test_bad_pipeline_is_refused_by_name(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="pipeline='gpu' is not accepted; use one of 'auto', 'host', 'device'"):
-        rk.train(rk.build_resnet(1), small(tiny_data), str(tmp_path), epochs=1, pipeline="gpu", verbose=0)
+        rk.train(rk.build_resnet(8), small(tiny_data), str(tmp_path), epochs=1, pipeline="gpu", verbose=0)
 
 
 def test_h5_model_reloads_with_identical_predictions(tiny_data, tmp_path):
     data = small(tiny_data)
     rk.set_seed(1)
-    model = rk.build_resnet(1, shortcut="zero_pad", version="v2", weight_decay=1e-4)
+    model = rk.build_resnet(8, shortcut="zero_pad", version="v2", weight_decay=1e-4)
     rk.train(model, data, str(tmp_path), epochs=1, batch_size=16, optimizer="sgd", learning_rate=0.1,
              schedule="step", warmup_epochs=1, verbose=0)
     path = str(tmp_path / "model.h5")
@@ -175,12 +175,12 @@ def test_h5_model_reloads_with_identical_predictions(tiny_data, tmp_path):
 
 def test_save_h5_rejects_other_extensions(tmp_path):
     with pytest.raises(ConfigError, match="must end in .h5"):
-        rk.save_h5(rk.build_resnet(1), str(tmp_path / "model.keras"))
+        rk.save_h5(rk.build_resnet(8), str(tmp_path / "model.keras"))
 
 
 def test_evaluate_reports_accuracy_and_predictions(tiny_data):
     data = small(tiny_data)
-    result = rk.evaluate(rk.build_resnet(1), data.x_test, data.y_test)
+    result = rk.evaluate(rk.build_resnet(8), data.x_test, data.y_test)
     assert result["predictions"].shape == data.y_test.shape
     assert result["accuracy"] == pytest.approx(np.mean(result["predictions"] == data.y_test))
 
@@ -236,7 +236,7 @@ def restore_precision():
 def test_auto_precision_is_mixed_float16_only_on_a_gpu(monkeypatch, restore_precision, devices, expected):
     monkeypatch.setattr(keras.distribution, "list_devices", lambda device_type=None: devices)
     assert rk.set_precision("auto") == expected
-    assert rk.build_resnet(1).get_layer("stem_conv").compute_dtype == ("float16" if devices[0] == "gpu:0" else
+    assert rk.build_resnet(8).get_layer("stem_conv").compute_dtype == ("float16" if devices[0] == "gpu:0" else
                                                                        "float32")
 
 
@@ -244,7 +244,7 @@ def test_auto_precision_is_mixed_float16_only_on_a_gpu(monkeypatch, restore_prec
 def test_mixed_precision_trains_saves_and_reloads(tiny_data, tmp_path, restore_precision, precision, compute):
     rk.set_seed(0)
     assert rk.set_precision(precision) == precision
-    model = rk.build_resnet(1)
+    model = rk.build_resnet(8)
     hist = rk.train(model, small(tiny_data), str(tmp_path), epochs=1, batch_size=16, optimizer="sgd",
                     learning_rate=0.05, verbose=0)
     assert model.get_layer("stem_conv").compute_dtype == compute

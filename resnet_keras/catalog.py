@@ -1,0 +1,68 @@
+"""What can be chosen: every list of allowed values, and the depth rules, in one place.
+
+The builders, the data loader, training and the params files' validation
+(`params.SCHEMA`) all read these, so a new choice is added here once. This
+module imports no Keras: the sweep validates a whole profile with it before
+any backend starts. (The comparisons a params file may ask for are
+`index.COMPARISONS`, named there beside the functions that draw them.)
+"""
+
+from resnet_keras.errors import ConfigError, check_choice
+
+DATASETS = ("cifar10", "cifar100")
+LABEL_MODES = ("fine", "coarse")  # CIFAR-100's 100 classes or 20 superclasses
+
+FAMILIES = ("resnet", "plain", "preact", "imagenet")  # `models.build_model`; all but "imagenet" have depth 6n+2
+VERSIONS = ("v1", "v2")  # post- or pre-activation blocks
+SHORTCUTS = ("projection", "zero_pad")  # 1x1 convolution, or the paper's option A
+DECAY_SCOPES = ("all", "kernels")  # what weight decay applies to
+# ImageNet-style networks by depth: block kind and blocks per stage (torchvision's layouts).
+IMAGENET_BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}
+
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+SCHEDULES = ("constant", "step", "cosine")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # training dtype policies
+INFERENCE_PRECISIONS = ("float32", "bfloat16")  # `inference.inference_model`
+PIPELINES = ("host", "device")  # where augmentation runs (`data.CifarBatches`)
+PIPELINE_CHOICES = ("auto",) + PIPELINES  # `training.resolve_pipeline` turns "auto" into one of `PIPELINES`
+
+
+def cifar_blocks(depth):
+    """Residual blocks per stage of a CIFAR network with `depth` weight layers: depth = 6n + 2.
+
+    Each of the three stages holds n blocks of two 3x3 convolutions; the stem
+    convolution and the classifier make the other two layers.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ConfigError(f"depth={depth!r} is not accepted for a CIFAR network; use 6n+2 with n >= 1 "
+                          f"(8, 14, 20, 32, 44, 56, 110, ...)")
+    return (depth - 2) // 6
+
+
+def check_depth(family, depth):
+    """Return `depth` if a network of `family` can have it, else raise ConfigError.
+
+    CIFAR families ("resnet", "plain", "preact") have 6n+2 weight layers
+    (20, 32, 44, 56, 110, ...); "imagenet" is ResNet-18, -34 or -50.
+    """
+    check_choice("family", family, FAMILIES)
+    if family == "imagenet":
+        return check_choice("depth", depth, tuple(IMAGENET_BLOCKS))
+    try:
+        cifar_blocks(depth)
+    except ConfigError:
+        raise ConfigError(f"depth={depth!r} is not accepted for family {family!r}; use 6n+2 with n >= 1 "
+                          f"(8, 14, 20, 32, 44, 56, 110, ...)") from None
+    return depth
+
+
+def resolve_precision(precision, gpu):
+    """The dtype policy `precision` stands for on a machine with (`gpu`) or without a GPU.
+
+    One rule for the training code and for the sweep's run hash (which must
+    not import Keras).
+    """
+    check_choice("precision", precision, PRECISIONS)
+    if precision == "auto":
+        return "mixed_float16" if gpu else "float32"
+    return precision
