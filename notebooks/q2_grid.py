@@ -51,12 +51,9 @@ out_dir = "outputs/q2/dev"  # where the artefacts go (the sweep sets it)
 # ## Setup and data
 
 # %%
-import os
-
 import resnet_keras as rk
 from resnet_keras import plots, report
 
-os.makedirs(out_dir, exist_ok=True)
 rk.set_seed(seed)
 precision = rk.set_precision(precision)
 devices = rk.set_devices(devices)
@@ -81,8 +78,7 @@ print(f"{model.name}: {rk.count_params(model):,} trainable parameters; {optimize
 history = rk.train(model, data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                    learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, schedule=schedule,
                    warmup_epochs=warmup_epochs, augment=augment, seed=seed, pipeline=pipeline)
-fig = plots.plot_history(history, f"{model.name}, {optimizer}, batch {batch_size}, {dataset}")
-plots.save_figure(fig, f"{out_dir}/curves.png")
+curves = plots.plot_history(history, f"{model.name}, {optimizer}, batch {batch_size}, {dataset}")
 
 # %% [markdown]
 # ## Evaluate and save
@@ -90,7 +86,6 @@ plots.save_figure(fig, f"{out_dir}/curves.png")
 # %%
 test = rk.evaluate(model, data.x_test, data.y_test)
 print(f"test accuracy {test['accuracy']:.4f}")
-rk.save_h5(model, f"{out_dir}/model.h5")
-report.write_run_results(out_dir, report.run_summary(
-    history, test, model, dataset=dataset, depth=depth, optimizer=optimizer, batch_size=batch_size,
-    epochs=epochs, learning_rate=learning_rate, seed=seed, precision=precision, class_names=data.class_names))
+report.finish(out_dir, model, history, test, {"curves": curves}, dataset=dataset, depth=depth, optimizer=optimizer,
+              batch_size=batch_size, epochs=epochs, learning_rate=learning_rate, seed=seed, precision=precision,
+              class_names=data.class_names)

@@ -51,15 +51,12 @@ out_dir = "outputs/q3/dev"  # where the artefacts go (the sweep sets it)
 # ## Setup and data
 
 # %%
-import os
-
 import pandas as pd
 from IPython.display import Markdown, display
 
 import resnet_keras as rk
-from resnet_keras import plots, report
+from resnet_keras import plots, products, report
 
-os.makedirs(out_dir, exist_ok=True)
 rk.set_seed(seed)
 precision = rk.set_precision(precision)
 devices = rk.set_devices(devices)
@@ -107,13 +104,11 @@ history = rk.train(trainee, train_data, out_dir, epochs=epochs, batch_size=batch
 if fine_tune_epochs:
     opened = rk.unfreeze_top(model, fine_tune_fraction)
     print(f"fine-tuning {opened} layers of the base, learning rate {fine_tune_learning_rate}")
-    tuned = rk.train(model, data, f"{out_dir}/finetune", epochs=fine_tune_epochs, batch_size=batch_size,
+    tuned = rk.train(model, data, f"{out_dir}/{products.FINETUNE}", epochs=fine_tune_epochs, batch_size=batch_size,
                      optimizer=optimizer, learning_rate=fine_tune_learning_rate, momentum=momentum,
                      augment=augment, seed=seed, save_best=False)
     history = pd.concat([history, tuned.assign(epoch=tuned["epoch"] + epochs)], ignore_index=True)
-    rk.files.write_text(f"{out_dir}/history.csv", history.to_csv(index=False))
-fig = plots.plot_history(history, f"ResNet-50 transfer, {optimizer}, {dataset}")
-plots.save_figure(fig, f"{out_dir}/curves.png")
+curves = plots.plot_history(history, f"ResNet-50 transfer, {optimizer}, {dataset}")
 
 # %% [markdown]
 # ## Evaluate and save
@@ -124,11 +119,8 @@ if cache_features and not fine_tune_epochs:  # the same predictions as the whole
 else:
     test = rk.evaluate(model, data.x_test, data.y_test, batch_size=256)
 print(f"test accuracy {test['accuracy']:.4f}")
-fig = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
-plots.save_figure(fig, f"{out_dir}/confusion.png")
-rk.save_h5(model, f"{out_dir}/model.h5")
-report.write_run_results(out_dir, report.run_summary(
-    history, test, model, dataset=dataset, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
-    learning_rate=learning_rate, weights=weights_used, cache_features=cache_features,
-    augment=augment and not cache_features, fine_tune_epochs=fine_tune_epochs, seed=seed,
-    precision=precision, class_names=data.class_names))
+confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
+report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, dataset=dataset,
+              optimizer=optimizer, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
+              weights=weights_used, cache_features=cache_features, augment=augment and not cache_features,
+              fine_tune_epochs=fine_tune_epochs, seed=seed, precision=precision, class_names=data.class_names)

@@ -62,12 +62,9 @@ out_dir = "outputs/study/dev"  # where the artefacts go (the sweep sets it)
 # ## Setup
 
 # %%
-import os
-
 import resnet_keras as rk
 from resnet_keras import plots, report
 
-os.makedirs(out_dir, exist_ok=True)
 rk.set_seed(seed)
 precision = rk.set_precision(precision)
 devices = rk.set_devices(devices)
@@ -100,8 +97,7 @@ print(f"{model.name}: {rk.count_params(model):,} trainable parameters, "
 history = rk.train(model, data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                    learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, schedule=schedule,
                    warmup_epochs=warmup_epochs, augment=augment, seed=seed, pipeline=pipeline)
-fig = plots.plot_history(history, f"{model.name} on {dataset}")
-plots.save_figure(fig, f"{out_dir}/curves.png")
+curves = plots.plot_history(history, f"{model.name} on {dataset}")
 
 # %% [markdown]
 # ## Evaluate on the test set
@@ -113,8 +109,7 @@ print(f"test error {100 * (1 - test['accuracy']):.2f}% (accuracy {test['accuracy
 paper = report.paper_error(dataset, family, depth, shortcut)
 if paper is not None:
     print(f"the ResNet paper's table: {paper:.2f}% for ResNet-{depth} on CIFAR-10")
-fig = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
-plots.save_figure(fig, f"{out_dir}/confusion.png")
+confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
 
 # %% [markdown]
 # ## Inference speed
@@ -130,11 +125,11 @@ print(f"latency {speed['latency_ms']:.2f} ms per image, throughput {speed['throu
 
 # %% [markdown]
 # ## Save
+#
+# The model (`model.h5`, probabilities out), the figures, the history and the key figures (`results.json`).
 
 # %%
-rk.save_h5(model, f"{out_dir}/model.h5")
-report.write_run_results(out_dir, report.run_summary(
-    history, test, model, dataset=dataset, family=family, depth=depth, width=width,
-    shortcut="projection" if family == "imagenet" else shortcut, optimizer=optimizer, batch_size=batch_size,
-    epochs=epochs, learning_rate=learning_rate, schedule=schedule, seed=seed, precision=precision,
-    class_names=data.class_names, **speed))
+report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, dataset=dataset,
+              family=family, depth=depth, width=width, shortcut="projection" if family == "imagenet" else shortcut,
+              optimizer=optimizer, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
+              schedule=schedule, seed=seed, precision=precision, class_names=data.class_names, **speed)

@@ -27,6 +27,7 @@ import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from resnet_keras import products
 from resnet_keras.errors import ConfigError
 
 MAX_UPLOAD = 20 * 1024 * 1024  # bytes
@@ -40,16 +41,16 @@ def find_models(outputs):
     models = {}
     for folder, dirs, files in os.walk(outputs):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        if "model.h5" not in files:
+        if products.MODEL not in files:
             continue
         run_id = os.path.relpath(folder, outputs).replace(os.sep, "/")
         info = {}
         try:
-            with open(os.path.join(folder, "results.json")) as f:
+            with open(os.path.join(folder, products.RESULTS)) as f:
                 info = json.load(f)
         except (OSError, ValueError):
             pass
-        models[run_id] = {"id": run_id, "path": os.path.join(folder, "model.h5"), "dataset": info.get("dataset"),
+        models[run_id] = {"id": run_id, "path": os.path.join(folder, products.MODEL), "dataset": info.get("dataset"),
                           "model": info.get("model"), "test_accuracy": info.get("test_accuracy"),
                           "class_names": info.get("class_names")}
     return models

@@ -1,11 +1,15 @@
 """Atomic file output: a file under its final name is always complete."""
 
 import contextlib
+import functools
+import hashlib
 import json
 import os
 import tempfile
 
 from resnet_keras.errors import ConfigError
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 @contextlib.contextmanager
@@ -72,3 +76,19 @@ def check_hdf5(what, path, accepted):
     except Exception as e:  # h5py raises OSError, KeyError or RuntimeError depending on the damage
         raise ConfigError(f"{what}={path!r} is truncated or corrupt ({type(e).__name__}); use {accepted}") from None
     return path
+
+
+@functools.lru_cache(maxsize=None)
+def source_digest(module):
+    """Hash of one `resnet_keras` module's source ("resnet_keras.training"), read once per process.
+
+    The sweep's run hash and the index's redraw check both use it.
+    """
+    parts = module.split(".")[1:]
+    path = os.path.join(PACKAGE_DIR, *parts) if parts else PACKAGE_DIR
+    path = os.path.join(path, "__init__.py") if os.path.isdir(path) else path + ".py"
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()[:16]
+    except OSError:
+        return None  # the module is gone: whatever used it is out of date

@@ -10,7 +10,8 @@ import os
 import re
 import time
 
-from resnet_keras.files import write_json, write_text
+from resnet_keras import products
+from resnet_keras.files import source_digest, write_json, write_text
 from resnet_keras.report import PAPER_CIFAR10_ERROR, paper_error
 
 SUMMARY_FILE = ".summary.json"  # in the outputs folder: what the index was last drawn from
@@ -19,8 +20,6 @@ COLUMNS = ["question", "run", "status", "dataset", "model", "family", "depth", "
            "epochs", "best_val_accuracy", "final_val_accuracy", "test_accuracy", "train_val_gap", "train_time_s",
            "epoch_time_s", "latency_ms", "throughput_img_s", "elapsed_s", "host", "worker", "weights", "seed", "error",
            "where", "report"]
-LINKS = (("report", "report.html"), ("notebook", "notebook.ipynb"), ("model", "model.h5"), ("history", "history.csv"),
-         ("curves", "curves.png"), ("confusion", "confusion.png"), ("metrics", "metrics.json"))
 
 
 def results_table(outputs, runs, records):
@@ -31,7 +30,7 @@ def results_table(outputs, runs, records):
     for run in runs:
         rec = records.get(run.key, {"status": "not run"})
         res = rec.get("results", {})
-        report = os.path.join(run.question, run.name, "report.html")
+        report = os.path.join(run.question, run.name, products.REPORT)
         rows.append({"question": run.question, "run": run.name, "status": rec["status"],
                      "dataset": run.parameters.get("dataset", res.get("dataset")), "elapsed_s": rec.get("elapsed_s"),
                      "host": rec.get("host"), "worker": rec.get("worker"),
@@ -65,7 +64,7 @@ def write_summary(outputs, runs, records):
         results = {name: records[f"{question}/{name}"].get("results", {}) for name in ok}
         histories = {}
         for name in ok:
-            path = os.path.join(outputs, question, name, "history.csv")
+            path = os.path.join(outputs, question, name, products.HISTORY)
             if os.path.isfile(path):
                 histories[name] = pd.read_csv(path)
         parts = [f"<h2>{html.escape(question)}</h2>", _html_table(outputs, group)]
@@ -88,12 +87,11 @@ def _summary_digest(outputs, table, runs):
     """Hash of everything the summary shows: the table, the comparisons, the runs' histories, this code."""
     h = hashlib.sha256(table.to_csv(index=False).encode())
     h.update(json.dumps({r.question: list(r.compare) for r in runs}, sort_keys=True).encode())
-    for module in ("index.py", "report.py", "plots.py"):
-        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), module), "rb") as f:
-            h.update(f.read())
+    for module in ("index", "report", "plots", "products"):
+        h.update(str(source_digest(f"resnet_keras.{module}")).encode())
     for question, name in zip(table["question"], table["run"]):
         try:
-            stat = os.stat(os.path.join(outputs, question, name, "history.csv"))
+            stat = os.stat(os.path.join(outputs, question, name, products.HISTORY))
             h.update(f"{question}/{name} {stat.st_size} {stat.st_mtime_ns}".encode())
         except OSError:
             pass
@@ -205,7 +203,7 @@ def _html_table(outputs, group):
             cls = f' class="{row.status.replace(" ", "-")}"' if c == "status" else ""
             cells.append(f"<td{cls}>{html.escape(text)}</td>")
         folder = os.path.join(row.question, row.run)
-        links = [f'<a href="{folder}/{f}">{label}</a>' for label, f in LINKS
+        links = [f'<a href="{folder}/{f}">{label}</a>' for label, f in products.LINKS
                  if os.path.isfile(os.path.join(outputs, folder, f))]
         cells.append(f"<td>{' '.join(links)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")

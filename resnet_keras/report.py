@@ -1,13 +1,14 @@
 """The results of one run, as its notebook writes them, and the paper's figures to compare them with.
 
+Notebooks end with `finish`, which writes the run's products (`products.py`).
 The sweep's summary of all runs is `index.py`."""
 
 import os
 import sys
 
-from resnet_keras.files import write_json
-
-RESULTS_FILE = "results.json"
+from resnet_keras import products
+from resnet_keras.errors import check_choice
+from resnet_keras.files import write_json, write_text
 
 # He et al. (2015), table 6: CIFAR-10 test error (%) of ResNets with option-A
 # shortcuts, trained 64k iterations with the step schedule.
@@ -52,6 +53,38 @@ def run_summary(history, test, model, **info):
     return summary
 
 
+def finish(out_dir, model, history, test, figures=None, **info):
+    """End a run: write its figures, history and model, and last its `results.json`.
+
+    Args:
+        out_dir: the run's folder.
+        model: the trained model, saved as `model.h5`.
+        history: every epoch's row (a DataFrame from `train`; the transfer
+            notebook joins its two stages), saved as `history.csv`.
+        test: the dict from `evaluate` on the test set.
+        figures: {"curves": figure, "confusion": figure}, by the names of
+            `products.FIGURES` ("curves" at least: the index shows it).
+        info: what else `results.json` records (data set, optimizer, ...).
+    Returns:
+        the dict written to `results.json` (`run_summary`).
+    """
+    from resnet_keras.plots import save_figure
+    from resnet_keras.training import save_h5
+
+    figures = figures or {}
+    for name in figures:
+        check_choice("figure", name, tuple(products.FIGURES))
+    summary = run_summary(history, test, model, **info)
+    for name, fig in figures.items():
+        save_figure(fig, os.path.join(out_dir, products.FIGURES[name]))
+    write_text(os.path.join(out_dir, products.HISTORY), history.to_csv(index=False))
+    save_h5(model, os.path.join(out_dir, products.MODEL))
+    write_run_results(out_dir, summary)
+    written = [products.FIGURES[name] for name in figures] + [products.HISTORY, products.MODEL, products.RESULTS]
+    print(f"saved {', '.join(written)}")
+    return summary
+
+
 def write_run_results(out_dir, summary):
     """Write the run's `results.json`: the last thing a notebook does.
 
@@ -60,4 +93,4 @@ def write_run_results(out_dir, summary):
     module that no run imports (the web app, the sweep's index) invalidates none.
     """
     modules = sorted(m for m in sys.modules if m == "resnet_keras" or m.startswith("resnet_keras."))
-    write_json(os.path.join(out_dir, RESULTS_FILE), {**summary, "modules": modules})
+    write_json(os.path.join(out_dir, products.RESULTS), {**summary, "modules": modules})

@@ -3,14 +3,9 @@
     python -m resnet_keras.sweep --profile quick --jobs 2 [--force] [--only q1_scratch]
 
 For each run (see `params.py`) the notebook is executed into
-`outputs/<question>/<run>/` with these products:
+`outputs/<question>/<run>/`, whose files `products.py` names.
 
-    notebook.ipynb  the executed notebook        report.html   the same, without code
-    model.h5        the trained model            history.csv   one row per epoch
-    curves.png      learning curves              metrics.json  key figures; written last
-    kernel.log      the kernel's stderr (TensorFlow's start-up messages, crashes)
-
-A run is complete when `metrics.json` exists and records the current hash of
+A run is complete when `record.json` exists and records the current hash of
 the notebook, the parameters, the Keras backend and the precision the run
 resolves to here, and the digests of the `resnet_keras` modules it executed
 (its notebook lists them) are current; complete runs are skipped. An
@@ -37,7 +32,6 @@ a sweep over several machines sharing the `outputs/` folder.
 import argparse
 import concurrent.futures
 import contextlib
-import functools
 import glob
 import hashlib
 import importlib
@@ -50,33 +44,18 @@ import sys
 import time
 import traceback
 
-from resnet_keras import cluster
+from resnet_keras import cluster, products
 from resnet_keras.catalog import resolve_precision
 from resnet_keras.errors import ConfigError
-from resnet_keras.files import atomic_path, write_json, write_text
+from resnet_keras.files import PACKAGE_DIR, atomic_path, source_digest, write_json, write_text
 from resnet_keras.params import plan
 from resnet_keras.preflight import (GPU_SHARING, MIN_CALIBRATION_S, auto_jobs, estimate, fmt_duration, nvidia_gpus,
                                     SPEED, probe, remember, remembered, settings)
 
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-PRODUCTS = ("notebook.ipynb", "report.html", "model.h5", "history.csv", "curves.png", "metrics.json")
 
 
 def run_dir(outputs, run):
     return os.path.join(outputs, run.question, run.name)
-
-
-@functools.lru_cache(maxsize=None)
-def source_digest(module):
-    """Hash of one `resnet_keras` module's source ("resnet_keras.training"), read once per sweep process."""
-    parts = module.split(".")[1:]
-    path = os.path.join(PACKAGE_DIR, *parts) if parts else PACKAGE_DIR
-    path = os.path.join(path, "__init__.py") if os.path.isdir(path) else path + ".py"
-    try:
-        with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()[:16]
-    except OSError:
-        return None  # the module is gone: whatever used it is out of date
 
 
 def _package_digest():
@@ -113,11 +92,11 @@ def _current(record, digest):
 
 
 def is_complete(folder, digest):
-    """True when every product exists and metrics.json is current (`_current`)."""
-    if not all(os.path.isfile(os.path.join(folder, p)) for p in PRODUCTS):
+    """True when every product of a finished run exists and its record is current (`_current`)."""
+    if not all(os.path.isfile(os.path.join(folder, p)) for p in products.COMPLETE):
         return False
     try:
-        with open(os.path.join(folder, "metrics.json")) as f:
+        with open(os.path.join(folder, products.RECORD)) as f:
             return _current(json.load(f), digest)
     except (OSError, ValueError):
         return False
@@ -126,13 +105,13 @@ def is_complete(folder, digest):
 def load_record(outputs, run, digest):
     """What is on disk for a run that this sweep did not execute."""
     folder = run_dir(outputs, run)
-    for name in ("metrics.json", "error.json"):
+    for name in (products.RECORD, products.ERROR):
         try:
             with open(os.path.join(folder, name)) as f:
                 record = json.load(f)
         except (OSError, ValueError):
             continue
-        if not (_current(record, digest) if name == "metrics.json" else record.get("hash") == digest):
+        if not (_current(record, digest) if name == products.RECORD else record.get("hash") == digest):
             record["status"] = "out of date"
         return {**record, "skipped": True}
     return {"run": run.key, "status": "not run", "skipped": True}
@@ -171,13 +150,13 @@ def execute_run(run, outputs, digest, root="."):
     folder = os.path.abspath(run_dir(outputs, run))
     os.makedirs(folder, exist_ok=True)
     # Not complete any more; temporary files of a killed attempt (hidden folders too) are garbage.
-    stale = [os.path.join(folder, name) for name in ("metrics.json", "error.json")]
+    stale = [os.path.join(folder, name) for name in (products.RECORD, products.ERROR)]
     stale += [os.path.join(d, f) for d, _, files in os.walk(folder) for f in files
               if f.startswith(".") and ".tmp-" in f]
     for path in stale:
         if os.path.exists(path):
             os.remove(path)
-    plan_file = os.path.join(folder, ".plan.json")
+    plan_file = os.path.join(folder, products.PLAN)
     if os.path.exists(plan_file):
         with open(plan_file) as f:
             planned = json.load(f)
@@ -187,7 +166,7 @@ def execute_run(run, outputs, digest, root="."):
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     write_json(plan_file, {"hash": digest, "package": _package_digest(), "run": run.key,
                            "parameters": run.parameters})
-    with _stderr_to(os.path.join(folder, "kernel.log")):  # TensorFlow's C++ logs, kept out of the terminal
+    with _stderr_to(os.path.join(folder, products.KERNEL_LOG)):  # TensorFlow's C++ logs, kept out of the terminal
         return _execute(run, folder, digest, root)
 
 
@@ -211,7 +190,7 @@ def _execute(run, folder, digest, root):
     import papermill
 
     start = time.time()
-    nb_path = os.path.join(folder, "notebook.ipynb")
+    nb_path = os.path.join(folder, products.NOTEBOOK)
     error = None
     try:
         nb = jupytext.read(os.path.join(root, run.notebook))
@@ -224,16 +203,16 @@ def _execute(run, folder, digest, root):
             except papermill.PapermillExecutionError as e:
                 error = {"error": f"{e.ename}: {_strip_ansi(str(e.evalue))}".strip(),
                          "where": _error_location(e.traceback), "cell": e.exec_count}
-        _export_html(nb_path, os.path.join(folder, "report.html"), f"{run.key}")
+        _export_html(nb_path, os.path.join(folder, products.REPORT), f"{run.key}")
     except Exception as e:  # a sweep must survive anything one run does
         error = error or {"error": f"{type(e).__name__}: {e}", "where": _error_location(
             traceback.format_exception(e)), "cell": None}
     elapsed = round(time.time() - start, 1)
     if error is None:
         try:
-            with open(os.path.join(folder, "results.json")) as f:
+            with open(os.path.join(folder, products.RESULTS)) as f:
                 results = json.load(f)
-            missing = [p for p in PRODUCTS[:-1] if not os.path.isfile(os.path.join(folder, p))]
+            missing = [p for p in products.FROM_NOTEBOOK if not os.path.isfile(os.path.join(folder, p))]
             if missing:
                 raise FileNotFoundError(f"the notebook did not write {', '.join(missing)}")
         except (OSError, ValueError) as e:
@@ -243,13 +222,13 @@ def _execute(run, folder, digest, root):
               "parameters": run.parameters, "notebook": run.notebook, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     if error:
         record.update(status="failed", **error)
-        write_json(os.path.join(folder, "error.json"), record)
+        write_json(os.path.join(folder, products.ERROR), record)
     else:
         modules = results.pop("modules", None) or ["resnet_keras"]
         record.update(status="ok", results=results, sources={m: source_digest(m) for m in modules})
-        write_json(os.path.join(folder, "metrics.json"), record)  # the commit point of the run
-        shutil.rmtree(os.path.join(folder, ".resume"), ignore_errors=True)
-        shutil.rmtree(os.path.join(folder, "finetune", ".resume"), ignore_errors=True)
+        write_json(os.path.join(folder, products.RECORD), record)  # the commit point of the run
+        for resume in products.RESUME_FOLDERS:
+            shutil.rmtree(os.path.join(folder, resume), ignore_errors=True)
     return record
 
 

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from resnet_keras import products
 from resnet_keras.catalog import OPTIMIZERS, PIPELINE_CHOICES, PIPELINES, PRECISIONS, SCHEDULES, resolve_precision
 from resnet_keras.data import CifarBatches
 from resnet_keras.devices import device_count
@@ -333,8 +334,8 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
         schedule, learning_rate, total, warmup_epochs * len(batches), milestones)
     trainer = compile_for_training(model, optimizer, lr, momentum, nesterov, pipeline)
     has_val = len(data.y_val) > 0
-    ckpt = RunCheckpoint(os.path.join(out_dir, ".resume"), os.path.join(out_dir, "history.csv"),
-                         os.path.join(out_dir, "best.h5") if save_best else None,
+    ckpt = RunCheckpoint(os.path.join(out_dir, products.RESUME), os.path.join(out_dir, products.HISTORY),
+                         os.path.join(out_dir, products.BEST_MODEL) if save_best else None,
                          monitor if has_val else monitor.removeprefix("val_"), epochs, log=verbose == 2, export=model)
     batches.set_epoch(ckpt.saved_epoch())
     val = CifarBatches(data.x_val, data.y_val, 500 // shards * shards, pipeline=pipeline,

@@ -1,4 +1,4 @@
-"""The catalog is the one home of what can be chosen: nothing else lists it, and everything reads it."""
+"""One home per concept: what can be chosen (`catalog`) and a run's file names (`products`); nothing else spells them."""
 
 import glob
 import os
@@ -7,7 +7,7 @@ import re
 import pytest
 
 from conftest import REPO
-from resnet_keras import catalog
+from resnet_keras import catalog, products
 from resnet_keras.errors import ConfigError
 from resnet_keras.params import SCHEMA
 
@@ -46,3 +46,14 @@ def test_params_accept_exactly_the_catalogs_choices(parameter, choices):
     with pytest.raises(ConfigError, match=f"{parameter}='other' is not accepted; use one of "
                                           + re.escape(", ".join(repr(c) for c in choices))):
         SCHEMA[parameter](parameter, "other")
+
+
+def test_no_module_or_notebook_but_products_names_a_runs_files():
+    names = [v for k, v in vars(products).items() if k.isupper() and isinstance(v, str)]
+    quoted = re.compile("|".join(f"[\"'/]{re.escape(n)}[\"']" for n in names))
+    for path in SOURCES + glob.glob(os.path.join(REPO, "notebooks", "*.py")):
+        if path.endswith("products.py"):
+            continue
+        with open(path, encoding="utf-8") as f:
+            found = quoted.search(f.read())
+        assert not found, f"{os.path.basename(path)} spells {found.group(0)}; use resnet_keras.products"

@@ -8,12 +8,13 @@ import textwrap
 import pytest
 
 from conftest import REPO
-from resnet_keras import sweep
+from resnet_keras import files, products
 from resnet_keras.catalog import resolve_precision
 from resnet_keras.errors import ConfigError
+from resnet_keras.files import source_digest
 from resnet_keras.params import Run
 from resnet_keras.preflight import GPU_SHARING, auto_jobs, estimate, probe, remember, remembered, work
-from resnet_keras.sweep import PRODUCTS, is_complete, run_hash, run_sweep, source_digest
+from resnet_keras.sweep import is_complete, run_hash, run_sweep
 
 CPU = {"backend": "tensorflow", "gpu": False}
 GPU = {"backend": "tensorflow", "gpu": True}
@@ -117,7 +118,7 @@ def test_every_worker_runs_its_notebooks_with_the_gpu_sharing_settings(tmp_path,
         assert record["results"] == {"XLA_PYTHON_CLIENT_PREALLOCATE": GPU_SHARING["XLA_PYTHON_CLIENT_PREALLOCATE"],
                                      "TF_FORCE_GPU_ALLOW_GROWTH": "false"}
     assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ  # set in the workers, not in the sweep itself
-    assert json.loads((tmp_path / "outputs" / "env" / "r0" / "metrics.json").read_text())["status"] == "ok"
+    assert json.loads((tmp_path / "outputs" / "env" / "r0" / "record.json").read_text())["status"] == "ok"
 
 
 def test_machine_is_remembered_while_its_backend_packages_and_settings_stay_the_same(tmp_path, monkeypatch):
@@ -139,15 +140,15 @@ def test_machine_is_remembered_while_its_backend_packages_and_settings_stay_the_
 
 def test_a_finished_run_depends_only_on_the_package_modules_it_executed(tmp_path, monkeypatch):
     package = tmp_path / "resnet_keras"
-    shutil.copytree(sweep.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(sweep, "PACKAGE_DIR", str(package))
+    shutil.copytree(files.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(files, "PACKAGE_DIR", str(package))
     source_digest.cache_clear()
     folder = tmp_path / "run"
     folder.mkdir()
-    for product in PRODUCTS:
+    for product in products.COMPLETE:
         (folder / product).write_text("x")
     executed = ["resnet_keras", "resnet_keras.models", "resnet_keras.training"]  # as a notebook records them
-    (folder / "metrics.json").write_text(json.dumps({"status": "ok", "hash": "h",
+    (folder / "record.json").write_text(json.dumps({"status": "ok", "hash": "h",
                                                      "sources": {m: source_digest(m) for m in executed}}))
     assert is_complete(str(folder), "h") and not is_complete(str(folder), "another")
     try:

@@ -102,6 +102,35 @@ def test_run_results_are_plain_json(tmp_path):
     assert results["train_val_gap"] == pytest.approx(0.1) and results["class_names"] == ["a", "b"]
 
 
+def test_finish_writes_every_product_of_the_notebook_and_the_results_last(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import resnet_keras as rk
+    from resnet_keras import products
+    from resnet_keras.errors import ConfigError
+    from resnet_keras.report import finish
+
+    model = rk.build_resnet(8)
+    history = pd.DataFrame({"epoch": [1, 2], "accuracy": [0.2, 0.3], "time_s": [10.0, 2.0]})
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="figure='loss' is not accepted; use one of 'curves', 'confusion'"):
+        finish(str(out), model, history, {"accuracy": 0.3, "loss": 1.9}, {"curves": plt.figure(), "loss": None})
+    assert not out.exists()  # refused before anything was written
+    summary = finish(str(out), model, history, {"accuracy": 0.3, "loss": 1.9}, {"curves": plt.figure()},
+                     dataset="cifar10", class_names=["a", "b"])
+    for name in products.FROM_NOTEBOOK:
+        assert (out / name).stat().st_size > 0, name
+    assert not (out / products.CONFUSION).exists()
+    assert pd.read_csv(out / products.HISTORY)["accuracy"].tolist() == [0.2, 0.3]
+    results = json.loads((out / products.RESULTS).read_text())
+    assert results["dataset"] == "cifar10" and results["test_accuracy"] == summary["test_accuracy"] == 0.3
+    assert (out / products.RESULTS).stat().st_mtime_ns >= (out / products.MODEL).stat().st_mtime_ns
+    assert rk.load_h5(str(out / products.MODEL)).count_params() == model.count_params()
+
+
 def test_index_lists_runs_not_run_yet_beside_finished_ones(tmp_path):
     outputs = str(tmp_path)
     run, rec = fake_run(outputs, "q", "done", {"model": "m", "params": 5, "depth": 20, "test_accuracy": 0.5}, ())

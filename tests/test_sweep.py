@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from conftest import REPO, chromium, requires_chromium
-from resnet_keras.sweep import PRODUCTS
+from resnet_keras import products
 
 pytestmark = pytest.mark.slow
 SMOKE_RUNS = ["q1/cifar10-resnet8-adam", "q2/cifar10-resnet8-rmsprop-b32", "q2/cifar10-resnet8-adam-b16", "q2/cifar10-resnet8-sgd-b64",
@@ -91,9 +91,9 @@ def test_smoke_sweep_produces_every_artefact(project):
     root, out = project
     for key in SMOKE_RUNS:
         folder = root / "outputs" / key
-        for product in PRODUCTS:
+        for product in products.COMPLETE:
             assert (folder / product).is_file(), f"{key}: {product} missing"
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = json.loads((folder / "record.json").read_text())
         assert metrics["status"] == "ok" and metrics["results"]["epochs_trained"] >= 1
         assert "seed" in metrics["parameters"] or "seed" in metrics["results"]
         # The package modules the run executed, hashed: the sweep's own modules and the web app are not among them.
@@ -124,7 +124,7 @@ def _finished(root, key):
     """When a run's record was written, in seconds since the epoch (to the second)."""
     import time
 
-    record = json.loads((root / "outputs" / key / "metrics.json").read_text())
+    record = json.loads((root / "outputs" / key / "record.json").read_text())
     return time.mktime(time.strptime(record["finished"], "%Y-%m-%d %H:%M:%S"))
 
 
@@ -142,7 +142,7 @@ def test_smoke_sweep_draws_the_studys_comparisons(project):
     arch = results.loc["architectures/imagenet-18"]
     assert arch["model"] == "resnet18" and arch["latency_ms"] > 0 and arch["throughput_img_s"] > 0
     assert results.loc["preact100/preact-8-w1", "model"] == "preact_resnet8"
-    metrics = json.loads((outputs / "preact100" / "preact-8-w1" / "metrics.json").read_text())
+    metrics = json.loads((outputs / "preact100" / "preact-8-w1" / "record.json").read_text())
     assert len(metrics["results"]["class_names"]) == 100
 
 
@@ -181,7 +181,7 @@ def test_changing_one_parameter_reruns_only_that_run(project):
     code, out = sweep(root)
     assert code == 0, out
     assert "ok     q1/cifar10-resnet8-adam" in out and out.count("up to date  ") == len(SMOKE_RUNS) - 1
-    assert json.loads((root / "outputs" / SMOKE_RUNS[0] / "metrics.json").read_text())["parameters"]["seed"] == 7
+    assert json.loads((root / "outputs" / SMOKE_RUNS[0] / "record.json").read_text())["parameters"]["seed"] == 7
 
 
 def test_failing_run_is_reported_and_does_not_stop_others(project, tmp_path):
@@ -202,7 +202,7 @@ def test_failing_run_is_reported_and_does_not_stop_others(project, tmp_path):
     assert "failed: qfail/bad-weights: " in out and "up to date  q1/" in out
     error = json.loads((root / "outputs" / "qfail" / "bad-weights" / "error.json").read_text())
     assert error["status"] == "failed" and error["error"] and error["where"]
-    assert not (root / "outputs" / "qfail" / "bad-weights" / "metrics.json").exists()
+    assert not (root / "outputs" / "qfail" / "bad-weights" / "record.json").exists()
     index = (root / "outputs" / "index.html").read_text()
     assert all(f'href="{key}/report.html"' in index for key in SMOKE_RUNS)  # unselected runs listed too
     assert error["error"].split(":")[0] in index and 'href="qfail/bad-weights/notebook.ipynb"' in index
@@ -323,7 +323,7 @@ def test_sweep_killed_during_training_resumes_without_repeating_epochs(project):
             proc.wait()
             time.sleep(2)  # the orphaned kernel notices its parent is gone and exits
             kills.append(_epochs_done(folder / "history.csv"))
-            assert not (folder / "metrics.json").exists()
+            assert not (folder / "record.json").exists()
         code, out = sweep(root, "--only", "qkill")
     finally:
         params.unlink()
@@ -334,17 +334,17 @@ def test_sweep_killed_during_training_resumes_without_repeating_epochs(project):
     first = _first_epoch_printed(folder)
     assert first == kills[1] + 1, f"the last attempt started at epoch {first}, not after epoch {kills[1]}"
     assert rk.count_params(rk.load_h5(str(folder / "model.h5"))) > 0
-    assert json.loads((folder / "metrics.json").read_text())["results"]["epochs_trained"] == 8
+    assert json.loads((folder / "record.json").read_text())["results"]["epochs_trained"] == 8
 
 
-def test_run_without_its_metrics_file_is_not_complete(project):
+def test_run_without_its_record_is_not_complete(project):
     root, _ = project
     folder = root / "outputs" / SMOKE_RUNS[1]
-    (folder / "metrics.json").unlink()  # as if killed after saving the model, before the commit
+    (folder / "record.json").unlink()  # as if killed after saving the model, before the commit
     code, out = sweep(root, "--only", "q2_grid")
     assert code == 0, out
     assert f"ok     {SMOKE_RUNS[1]}" in out and out.count("up to date  ") == 2
-    assert (folder / "metrics.json").exists()
+    assert (folder / "record.json").exists()
 
 
 def test_diverging_run_is_marked_failed(project):
@@ -388,7 +388,7 @@ def test_worker_killed_during_a_run_the_run_resumes_on_the_other_worker(project)
         params.unlink()
     assert proc.returncode == 0, out
     assert pd.read_csv(folder / "history.csv")["epoch"].tolist() == list(range(1, 9))  # each epoch exactly once
-    record = json.loads((folder / "metrics.json").read_text())
+    record = json.loads((folder / "record.json").read_text())
     assert record["worker"] != busy[0] and record["worker"] in survivors
     first = _first_epoch_printed(folder)
     # Resumed after the last committed epoch, not restarted (the killed worker's kernel may commit one more epoch

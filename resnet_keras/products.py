@@ -1,0 +1,40 @@
+"""The files of one run, named once: `outputs/<question>/<run>/`.
+
+Written by the run's notebook (`train`, then `report.finish`):
+
+    model.h5       the trained model             history.csv    one row per epoch
+    curves.png     learning curves               confusion.png  confusion matrix on the test set
+    results.json   the run's figures (accuracy, parameters, times), written last
+
+Written by the sweep around the notebook:
+
+    notebook.ipynb the executed notebook         report.html    the same, without code
+    kernel.log     the kernel's stderr           record.json    the sweep's record of a finished run
+    error.json     the record of a failed run (instead of record.json)
+
+While a run is under way: `.plan.json` (what the sweep started it with) and
+`.resume/` (and `finetune/.resume/`, for the transfer notebook's second
+stage): the state to continue from, removed once the run is recorded.
+"""
+
+MODEL = "model.h5"
+BEST_MODEL = "best.h5"  # `train(save_best=True)`: the best model by the monitored metric
+HISTORY = "history.csv"
+CURVES = "curves.png"
+CONFUSION = "confusion.png"
+RESULTS = "results.json"
+NOTEBOOK = "notebook.ipynb"
+REPORT = "report.html"
+KERNEL_LOG = "kernel.log"
+RECORD = "record.json"
+ERROR = "error.json"
+PLAN = ".plan.json"
+RESUME = ".resume"
+FINETUNE = "finetune"  # the transfer notebook's fine-tuning stage trains in this subfolder
+
+FIGURES = {"curves": CURVES, "confusion": CONFUSION}  # `report.finish(figures=...)`
+FROM_NOTEBOOK = (MODEL, HISTORY, CURVES, RESULTS)  # every notebook writes these
+COMPLETE = (NOTEBOOK, REPORT, MODEL, HISTORY, CURVES, RECORD)  # a finished run has these
+LINKS = (("report", REPORT), ("notebook", NOTEBOOK), ("model", MODEL), ("history", HISTORY), ("curves", CURVES),
+         ("confusion", CONFUSION), ("record", RECORD))  # the index's links, where the file exists
+RESUME_FOLDERS = (RESUME, f"{FINETUNE}/{RESUME}")
