@@ -94,7 +94,7 @@ def main():
 
     import resnet_keras as rk
 
-    if not rk.training.has_gpu():
+    if not rk.devices.has_gpu():
         print(f"gpu_bench: skipped, the Keras backend ({keras.backend.backend()}) sees no GPU here")
         return
     for n in args.nets:

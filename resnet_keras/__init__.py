@@ -14,13 +14,15 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "data": ["CifarBatches", "CifarData", "DataNotFoundError", "augment_batch", "load_dataset"],
-    "devices": ["device_count", "set_devices"],
+    "checkpoint": ["RunCheckpoint", "StopOnNaN", "TrainingDiverged"],
+    "devices": ["device_count", "has_gpu", "set_devices", "set_precision"],
     "errors": ["ConfigError"],
     "inference": ["inference_model", "measure_inference", "predict"],
     "models": ["bottleneck_block", "build_imagenet_resnet", "build_model", "build_resnet", "build_transfer_model",
                "count_params", "count_weight_layers", "preact_block", "residual_block", "unfreeze_top"],
-    "training": ["LRSchedule", "StopOnNaN", "TrainingDiverged", "cache_features", "evaluate", "load_h5",
-                 "make_optimizer", "save_h5", "set_precision", "set_seed", "train"],
+    "files": ["load_h5", "save_h5"],
+    "optimizers": ["LRSchedule", "make_optimizer"],
+    "training": ["cache_features", "evaluate", "set_seed", "train"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -100,7 +100,7 @@ class Classifier:
             key = (info["path"], os.path.getmtime(info["path"]))
             if key not in self._models:
                 from resnet_keras.inference import inference_model
-                from resnet_keras.training import load_h5
+                from resnet_keras.files import load_h5
 
                 self._models = {key: inference_model(load_h5(info["path"]))}  # one at a time: models can be large
             model = self._models[key]

@@ -1,4 +1,6 @@
-"""Atomic file output: a file under its final name is always complete."""
+"""Files: atomic output (a file under its final name is always complete), `.h5` models, source digests.
+
+Keras is imported only by `load_h5`, so the sweep uses this module without it."""
 
 import contextlib
 import functools
@@ -92,3 +94,29 @@ def source_digest(module):
             return hashlib.sha256(f.read()).hexdigest()[:16]
     except OSError:
         return None  # the module is gone: whatever used it is out of date
+
+
+def save_h5(model, path):
+    """Save the whole model as HDF5 (`.h5`), atomically."""
+    if not os.fspath(path).endswith(".h5"):
+        raise ConfigError(f"model path {os.fspath(path)!r} is not accepted; it must end in .h5")
+    import logging
+
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)  # the design asks for .h5: Keras' "legacy format" warning is noise here
+    try:
+        with atomic_path(path) as tmp:
+            model.save(tmp)
+    finally:
+        absl.setLevel(level)
+
+
+def load_h5(path, compile=False):
+    """Load a `.h5` model in Keras' safe mode (no deserialised Python code)."""
+    import keras
+
+    import resnet_keras.layers  # noqa: F401 (registers the package's own layers, which saved models name)
+
+    check_hdf5("model", path, "the path of an intact .h5 model file")
+    return keras.models.load_model(path, compile=compile, safe_mode=True)

@@ -229,9 +229,9 @@ def _child(request):
     import keras
     import numpy as np
 
-    from resnet_keras import data, training
+    from resnet_keras import data, devices
 
-    answer = {"backend": keras.backend.backend(), "gpu": training.has_gpu(), "classes": {}, "error": None}
+    answer = {"backend": keras.backend.backend(), "gpu": devices.has_gpu(), "classes": {}, "error": None}
     try:
         for name, data_dir, label_mode in request["data"]:
             loaded = data.load_dataset(name, data_dir, label_mode)  # downloads once, here, if it can

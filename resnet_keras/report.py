@@ -69,7 +69,7 @@ def finish(out_dir, model, history, test, figures=None, **info):
         the dict written to `results.json` (`run_summary`).
     """
     from resnet_keras.plots import save_figure
-    from resnet_keras.training import save_h5
+    from resnet_keras.files import save_h5
 
     figures = figures or {}
     for name in figures:

@@ -1,0 +1,134 @@
+"""What keeps a long run safe: resuming after a kill (`RunCheckpoint`) and failing on divergence (`StopOnNaN`)."""
+
+import glob
+import json
+import math
+import os
+import time
+
+from keras import callbacks, ops
+
+from resnet_keras.files import atomic_path, save_h5, write_json, write_text
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+
+class StopOnNaN(callbacks.Callback):
+    """Raise `TrainingDiverged` at the first batch whose loss is not finite.
+
+    Unlike `keras.callbacks.TerminateOnNaN`, which ends training quietly and
+    would let a diverged run pass for a finished one, this fails the run.
+    It is dispatched asynchronously (`async_safe`): Keras runs the check on a
+    helper thread, so the step loop never waits for a loss to reach the host
+    (on a GPU, a wait per step stalls the device), and the error surfaces by
+    the end of the epoch, before the epoch is committed.
+    """
+
+    async_safe = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}; "
+                                   f"lower the learning rate or check the data")
+
+
+
+class RunCheckpoint(callbacks.BackupAndRestore):
+    """`BackupAndRestore` with an atomic commit, the epoch history and the best model.
+
+    After each epoch, in this order: the best model (`best.h5`, when the
+    monitored metric improved), the weights and optimizer state (a new file in
+    `backup_dir`), the history CSV, and last `state.json`, whose atomic rename
+    commits the epoch. A kill at any point resumes from the last committed
+    epoch, and the history is rewritten from the committed state, so no epoch
+    appears twice. (Keras' own `BackupAndRestore` writes weights and metadata
+    in place, one after the other, and keeps neither history nor best value.)
+    """
+
+    async_safe = True  # no per-batch work (BackupAndRestore's batch hook is idle when saving per epoch)
+
+    def __init__(self, backup_dir, history_path, best_path=None, monitor="val_accuracy", epochs=None, log=False,
+                 export=None):
+        super().__init__(backup_dir, delete_checkpoint=False)
+        self.history_path, self.best_path, self.monitor = history_path, best_path, monitor
+        self.export = export  # the model saved as best.h5 (default: the model being fit)
+        self.epochs, self.log = epochs, log
+        self.state_path = os.path.join(backup_dir, "state.json")
+        self.rows, self.best = [], None
+
+    def saved_epoch(self):
+        """Number of epochs committed so far (0 when starting fresh)."""
+        return self._read_state().get("epoch", 0)
+
+    def _read_state(self):
+        if not os.path.exists(self.state_path):
+            return {}
+        with open(self.state_path) as f:
+            return json.load(f)
+
+    def _load_model(self):
+        state = self._read_state()
+        if state:
+            if self.model.optimizer is not None and not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+            self.model._initial_epoch = state["epoch"]
+            self.rows, self.best = state["history"], state["best"]
+        self._write_history()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
+               "lr": float(ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+               "time_s": round(time.perf_counter() - self._t0, 3)}
+        self.rows.append(row)
+        if self.log:  # one line per epoch, in logs and notebooks alike
+            metrics = "  ".join(f"{k} {row[k]:.4f}" for k in _columns([row]) if k not in ("epoch", "lr", "time_s"))
+            print(f"epoch {epoch + 1}/{self.epochs}  {metrics}  lr {row['lr']:.3g}  {row['time_s']:.1f}s", flush=True)
+        value = row.get(self.monitor)
+        if value is not None and (self.best is None or value > self.best):
+            self.best = value
+            if self.best_path:
+                save_h5(self.export or self.model, self.best_path)
+        self._current_epoch = epoch + 1
+        self._save_model()
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        weights = f"epoch-{self._current_epoch:04d}.weights.h5"
+        with atomic_path(os.path.join(self.backup_dir, weights)) as tmp:
+            self.model.save_weights(tmp)
+        self._write_history()
+        write_json(self.state_path, {"epoch": self._current_epoch, "weights": weights, "history": self.rows,
+                                     "best": self.best})
+        for old in glob.glob(os.path.join(self.backup_dir, "epoch-*.weights.h5")):
+            if os.path.basename(old) != weights:
+                os.remove(old)
+
+    def _write_history(self):
+        write_text(self.history_path, history_frame(self.rows).to_csv(index=False))
+
+
+
+def history_frame(rows):
+    """The epoch rows as a DataFrame, in the columns' usual order."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=_columns(rows))
+
+
+def _columns(rows):
+    cols = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time_s"]
+    cols = [c for c in cols if c == "epoch" or any(c in row for row in rows)]
+    for row in rows:
+        cols += [k for k in row if k not in cols]
+    return cols
