@@ -27,14 +27,16 @@ PIPELINES = ("host", "device")  # where augmentation runs (`data.CifarBatches`)
 PIPELINE_CHOICES = ("auto",) + PIPELINES  # `training.resolve_pipeline` turns "auto" into one of `PIPELINES`
 
 
-def cifar_blocks(depth):
+def cifar_blocks(depth, family=None):
     """Residual blocks per stage of a CIFAR network with `depth` weight layers: depth = 6n + 2.
 
     Each of the three stages holds n blocks of two 3x3 convolutions; the stem
-    convolution and the classifier make the other two layers.
+    convolution and the classifier make the other two layers. `family` only
+    names the network in the error message.
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ConfigError(f"depth={depth!r} is not accepted for a CIFAR network; use 6n+2 with n >= 1 "
+        network = f"family {family!r}" if family else "a CIFAR network"
+        raise ConfigError(f"depth={depth!r} is not accepted for {network}; use 6n+2 with n >= 1 "
                           f"(8, 14, 20, 32, 44, 56, 110, ...)")
     return (depth - 2) // 6
 
@@ -48,12 +50,15 @@ def check_depth(family, depth):
     check_choice("family", family, FAMILIES)
     if family == "imagenet":
         return check_choice("depth", depth, tuple(IMAGENET_BLOCKS))
-    try:
-        cifar_blocks(depth)
-    except ConfigError:
-        raise ConfigError(f"depth={depth!r} is not accepted for family {family!r}; use 6n+2 with n >= 1 "
-                          f"(8, 14, 20, 32, 44, 56, 110, ...)") from None
+    cifar_blocks(depth, family)
     return depth
+
+
+def check_devices(devices, what="devices"):
+    """Return `devices` if it is a device count (an integer >= 1) or "all", else raise ConfigError."""
+    if devices != "all" and (isinstance(devices, bool) or not isinstance(devices, int) or devices < 1):
+        raise ConfigError(f"{what}={devices!r} is not accepted; use an integer >= 1 or 'all'")
+    return devices
 
 
 def resolve_precision(precision, gpu):

@@ -15,7 +15,6 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-
 class StopOnNaN(callbacks.Callback):
     """Raise `TrainingDiverged` at the first batch whose loss is not finite.
 
@@ -37,7 +36,6 @@ class StopOnNaN(callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             raise TrainingDiverged(f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}; "
                                    f"lower the learning rate or check the data")
-
 
 
 class RunCheckpoint(callbacks.BackupAndRestore):
@@ -116,7 +114,6 @@ class RunCheckpoint(callbacks.BackupAndRestore):
 
     def _write_history(self):
         write_text(self.history_path, history_frame(self.rows).to_csv(index=False))
-
 
 
 def history_frame(rows):

@@ -14,8 +14,8 @@ one device is refused with a one-line error rather than silently using one.
 
 import keras
 
-from resnet_keras.catalog import PRECISIONS, resolve_precision
-from resnet_keras.errors import ConfigError, check_choice, check_int
+from resnet_keras.catalog import check_devices, resolve_precision
+from resnet_keras.errors import ConfigError
 
 
 def set_devices(devices=1):
@@ -27,8 +27,7 @@ def set_devices(devices=1):
     Returns:
         the number of devices each batch is split over.
     """
-    if devices != "all":
-        check_int("devices", devices)
+    check_devices(devices)
     available = keras.distribution.list_devices()
     count = len(available) if devices == "all" else devices
     if count == 1:
@@ -64,8 +63,7 @@ def set_precision(precision="auto"):
     Call it before building the model; a resumed run reloads the policy it
     was saved with.
     """
-    check_choice("precision", precision, PRECISIONS)
-    precision = resolve_precision(precision, has_gpu())
+    precision = resolve_precision(precision, has_gpu())  # checks `precision` first
     keras.config.set_dtype_policy(precision)
     return precision
 

@@ -29,7 +29,7 @@ import re
 import yaml
 
 from resnet_keras.catalog import (DATASETS, FAMILIES, LABEL_MODES, OPTIMIZERS, PIPELINE_CHOICES, PRECISIONS,
-                                  SCHEDULES, SHORTCUTS, VERSIONS, check_depth)
+                                  SCHEDULES, SHORTCUTS, VERSIONS, check_depth, check_devices)
 from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
 from resnet_keras.files import check_hdf5
 from resnet_keras.index import COMPARISONS
@@ -65,12 +65,6 @@ def _or_null(rule):
 def _bool(what, v):
     if type(v) is not bool:
         raise ConfigError(f"{what}={v!r} is not accepted; use true or false")
-    return v
-
-
-def _devices(what, v):
-    if v != "all" and not (type(v) is int and v >= 1):
-        raise ConfigError(f"{what}={v!r} is not accepted; use an integer >= 1 or 'all'")
     return v
 
 
@@ -118,7 +112,7 @@ SCHEMA = {
     "cache_features": _bool,
     "seed": _int(0),
     "precision": _choice(PRECISIONS),
-    "devices": _devices,
+    "devices": lambda what, v: check_devices(v, what),
     "weights": _weights,
     "resize": _or_null(_int(32)),
     "head_units": _int(1),

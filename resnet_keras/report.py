@@ -68,8 +68,8 @@ def finish(out_dir, model, history, test, figures=None, **info):
     Returns:
         the dict written to `results.json` (`run_summary`).
     """
-    from resnet_keras.plots import save_figure
     from resnet_keras.files import save_h5
+    from resnet_keras.plots import save_figure
 
     figures = figures or {}
     for name in figures:
