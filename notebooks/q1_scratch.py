@@ -109,6 +109,5 @@ confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_na
 # The model (`model.h5`, probabilities out), the figures, the history and the key figures (`results.json`).
 
 # %%
-report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, dataset=dataset,
-              depth=depth, optimizer=optimizer, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
-              seed=seed, precision=precision, class_names=data.class_names)
+report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, precision=precision,
+              class_names=data.class_names)

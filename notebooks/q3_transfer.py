@@ -120,7 +120,5 @@ else:
     test = rk.evaluate(model, data.x_test, data.y_test, batch_size=256)
 print(f"test accuracy {test['accuracy']:.4f}")
 confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
-report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, dataset=dataset,
-              optimizer=optimizer, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
-              weights=weights_used, cache_features=cache_features, augment=augment and not cache_features,
-              fine_tune_epochs=fine_tune_epochs, seed=seed, precision=precision, class_names=data.class_names)
+report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, weights=weights_used,
+              augment=augment and not cache_features, precision=precision, class_names=data.class_names)

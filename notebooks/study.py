@@ -129,7 +129,5 @@ print(f"latency {speed['latency_ms']:.2f} ms per image, throughput {speed['throu
 # The model (`model.h5`, probabilities out), the figures, the history and the key figures (`results.json`).
 
 # %%
-report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, dataset=dataset,
-              family=family, depth=depth, width=width, shortcut="projection" if family == "imagenet" else shortcut,
-              optimizer=optimizer, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
-              schedule=schedule, seed=seed, precision=precision, class_names=data.class_names, **speed)
+report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, precision=precision,
+              class_names=data.class_names, **speed)

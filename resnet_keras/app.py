@@ -45,11 +45,13 @@ def find_models(outputs):
             continue
         run_id = os.path.relpath(folder, outputs).replace(os.sep, "/")
         info = {}
-        try:
-            with open(os.path.join(folder, products.RESULTS)) as f:
-                info = json.load(f)
-        except (OSError, ValueError):
-            pass
+        for name in (products.RECORD, products.RESULTS):  # the sweep's record holds the run's settings (dataset)
+            try:
+                with open(os.path.join(folder, name)) as f:
+                    found = json.load(f)
+                info.update(found.get("settings", {}) if name == products.RECORD else found)
+            except (OSError, ValueError, AttributeError):
+                pass
         models[run_id] = {"id": run_id, "path": os.path.join(folder, products.MODEL), "dataset": info.get("dataset"),
                           "model": info.get("model"), "test_accuracy": info.get("test_accuracy"),
                           "class_names": info.get("class_names")}

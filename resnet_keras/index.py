@@ -29,18 +29,24 @@ def results_table(outputs, runs, records):
     rows = []
     for run in runs:
         rec = records.get(run.key, {"status": "not run"})
-        res = rec.get("results", {})
         report = os.path.join(run.question, run.name, products.REPORT)
-        rows.append({"question": run.question, "run": run.name, "status": rec["status"],
-                     "dataset": run.parameters.get("dataset", res.get("dataset")), "elapsed_s": rec.get("elapsed_s"),
-                     "host": rec.get("host"), "worker": rec.get("worker"),
+        rows.append({**{k: v for k, v in run_facts(run, rec).items() if k in COLUMNS},
+                     "question": run.question, "run": run.name, "status": rec["status"],
+                     "elapsed_s": rec.get("elapsed_s"), "host": rec.get("host"), "worker": rec.get("worker"),
                      "error": rec.get("error"), "where": rec.get("where"),
-                     "report": report if os.path.isfile(os.path.join(outputs, report)) else None,
-                     **{k: v for k, v in res.items() if k in COLUMNS and k != "dataset"}})
+                     "report": report if os.path.isfile(os.path.join(outputs, report)) else None})
     table = pd.DataFrame(rows, columns=COLUMNS)
     for col in ("depth", "params", "batch_size", "epochs", "seed"):
         table[col] = table[col].astype("Int64")  # integers, blank where a question has none
     return table
+
+
+def run_facts(run, record):
+    """What the index knows of a run: its settings (`Run.settings`), then what its `results.json` measured.
+
+    A result wins over the setting of the same name: `precision: auto` is recorded as the policy it resolved to.
+    """
+    return {**run.settings, **record.get("results", {})}
 
 
 def write_summary(outputs, runs, records):
@@ -61,7 +67,8 @@ def write_summary(outputs, runs, records):
     sections = []
     for question, group in table.groupby("question", sort=False):
         ok = list(group.loc[group.status == "ok", "run"])
-        results = {name: records[f"{question}/{name}"].get("results", {}) for name in ok}
+        results = {run.name: run_facts(run, records[run.key]) for run in runs
+                   if run.question == question and run.name in ok}
         histories = {}
         for name in ok:
             path = os.path.join(outputs, question, name, products.HISTORY)
@@ -122,8 +129,8 @@ def _figure(outputs, question, file, fig):
 
 
 # Cross-run comparisons named in a params file's `compare` list. Each takes the
-# question's successful runs ({run: results.json dict}, {run: history DataFrame})
-# and returns HTML for the index, writing its files beside the runs.
+# question's successful runs ({run: its settings and results, `run_facts`},
+# {run: history DataFrame}) and returns HTML for the index, writing its files beside the runs.
 
 def paper_table(outputs, question, results, histories):
     """The paper's CIFAR-10 table next to ours, as HTML and `paper_table.csv`, and error against depth."""

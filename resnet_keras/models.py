@@ -1,165 +1,27 @@
-"""Residual networks in the Keras functional API.
+"""Network builders: the CIFAR ResNets (6n+2), ImageNet-style ResNet-18/34/50, and `build_model` by family.
 
-Blocks are plain functions `block(x, filters, ...) -> tensor`; builders stack
-them and name every layer after its place (`stage2_block1_conv1`), as
-`keras.applications` does, so summaries and weight files read cleanly.
-
-Defaults follow the ResNet paper (He et al., 2015) and its common PyTorch
-reproductions rather than Keras' own: He-normal convolutions (untruncated, as
-`torch.nn.init.kaiming_normal_`), batch norm after every convolution with
-momentum 0.9 and epsilon 1e-5, and PyTorch's default initialisation of the
-classifier (uniform in +-1/sqrt(fan_in) for weights and bias; Keras' Glorot
-uniform starts with logits about twice as large). Keras' batch-norm defaults
-(momentum 0.99, epsilon 1e-3) make the moving statistics lag far behind the
-weights in short runs, which shows as validation accuracy swinging from epoch
-to epoch (measured: see README, "Learning parity with PyTorch").
-
-Strided 3x3 convolutions pad one pixel on every side (`ZeroPadding2D(1)` and
-`padding="valid"`, PyTorch's `padding=1`), so the window is centred on the even
-pixels that the shortcuts (option A's `x[::2, ::2]`, the strided 1x1
-projection) sample. Keras' `padding="same"` pads only bottom/right at stride 2,
-which shifts the branch one pixel against its shortcut: with the same weights,
-pooled features then differ from the reference networks' by 14%.
-
-Weight decay is coupled L2 (the gradient of wd/2 |w|^2 is wd w, as in the
-paper's Torch code and PyTorch's `SGD(weight_decay=wd)`) on every parameter by
-default, batch-norm scale and shift and the classifier bias included, as those
-do; `decay_scope="kernels"` restricts it to convolution and dense kernels.
+Builders stack the blocks of `blocks.py` into stages. The classifier starts
+as PyTorch's `nn.Linear` does (uniform in +-1/sqrt(fan_in) for weights and
+bias; Keras' Glorot uniform starts with logits about twice as large).
 
 Every model takes raw RGB pixels in [0, 255] and normalises them itself, so a
 saved `.h5` needs no preprocessing code to be used. Models end in a layer of
 logits (`"logits"`) followed by a softmax (`"predictions"`): they output
 probabilities, and training computes the loss from the logits
-(`training.training_model`), which is stable on every backend.
+(`training.training_model`), which is stable on every backend. The transfer
+model (a frozen ResNet-50 with a head) is in `transfer.py`.
 """
 
 import keras
 from keras import layers
 
-from resnet_keras.catalog import DECAY_SCOPES, IMAGENET_BLOCKS, SHORTCUTS, VERSIONS, check_depth, cifar_blocks
+from resnet_keras.blocks import BN_EPSILON, BN_MOMENTUM, LayerOptions, bottleneck_block, preact_block, residual_block
+from resnet_keras.catalog import IMAGENET_BLOCKS, SHORTCUTS, VERSIONS, check_depth, cifar_blocks
 from resnet_keras.errors import check_choice, check_int, check_number
-from resnet_keras.files import check_hdf5
-from resnet_keras.layers import CaffePreprocess, ZeroPadShortcut
-
 
 # Per-channel statistics of the CIFAR-10 train set on 0..255 (mean, std).
 CIFAR10_MEAN = (125.31, 122.95, 113.87)
 CIFAR10_STD = (62.99, 62.09, 66.70)
-
-BN_MOMENTUM = 0.9
-BN_EPSILON = 1e-5
-
-
-class _Opts:
-    """Layer settings shared by every block of one network."""
-
-    def __init__(self, weight_decay=0.0, bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, decay_scope="all"):
-        check_number("weight_decay", weight_decay)
-        check_choice("decay_scope", decay_scope, DECAY_SCOPES)
-        # Coupled L2, as the paper and PyTorch's `SGD(weight_decay=wd)`: the
-        # gradient of wd/2 * |w|^2 is wd * w.
-        self.regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
-        self.other_regularizer = self.regularizer if decay_scope == "all" else None  # BN scale/shift, biases
-        self.bn_momentum = bn_momentum
-        self.bn_epsilon = bn_epsilon
-
-    def conv(self, x, filters, kernel, strides, name):
-        padding = "same"
-        if strides > 1 and kernel > 1:  # centre the window on the pixels the shortcut samples (module docstring)
-            x = layers.ZeroPadding2D(kernel // 2, name=name + "_pad")(x)
-            padding = "valid"
-        return layers.Conv2D(
-            filters, kernel, strides=strides, padding=padding, use_bias=False,
-            kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal"),
-            kernel_regularizer=self.regularizer, name=name,
-        )(x)
-
-    def bn(self, x, name):
-        return layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                                         gamma_regularizer=self.other_regularizer,
-                                         beta_regularizer=self.other_regularizer, name=name)(x)
-
-    def conv_bn(self, x, filters, kernel, strides, name):
-        return self.bn(self.conv(x, filters, kernel, strides, name + "_conv"), name + "_bn")
-
-
-def _shortcut(x, filters, strides, shortcut, opts, name, preactivated=None):
-    """Identity when shapes match; otherwise a projection or the option-A shortcut of `x`.
-
-    In pre-activation blocks the projection is a bare 1x1 convolution of the
-    block's `preactivated` input, as in He et al.'s (2016) reference code; in
-    post-activation blocks it is a 1x1 convolution of `x` and batch norm.
-    """
-    if strides == 1 and x.shape[-1] == filters:
-        return x
-    if shortcut == "zero_pad":
-        return ZeroPadShortcut(filters, strides, name=name + "_pad")(x)
-    if preactivated is not None:
-        return opts.conv(preactivated, filters, 1, strides, name + "_conv")
-    return opts.conv_bn(x, filters, 1, strides, name)
-
-
-def residual_block(x, filters, downsample=False, shortcut="projection", plain=False, opts=None, name="block"):
-    """Basic block (v1): 3x3 conv, BN, ReLU, 3x3 conv, BN, add shortcut, ReLU.
-
-    Args:
-        x: input tensor `(batch, h, w, c)`.
-        filters: output channels.
-        downsample: stride 2 in the first convolution (and the shortcut).
-        shortcut: "projection" (1x1 conv + BN when the shape changes) or
-            "zero_pad" (the paper's parameter-free option A).
-        plain: drop the shortcut altogether (the paper's plain baseline).
-        opts: shared layer settings; defaults when None.
-        name: prefix of the layer names.
-    Returns:
-        tensor `(batch, h/s, w/s, filters)`.
-    """
-    check_choice("shortcut", shortcut, SHORTCUTS)
-    opts = opts or _Opts()
-    strides = 2 if downsample else 1
-    y = layers.ReLU(name=name + "_relu1")(opts.conv_bn(x, filters, 3, strides, name + "_1"))
-    y = opts.conv_bn(y, filters, 3, 1, name + "_2")
-    if not plain:
-        y = layers.Add(name=name + "_add")([_shortcut(x, filters, strides, shortcut, opts, name + "_0"), y])
-    return layers.ReLU(name=name + "_out")(y)
-
-
-def preact_block(x, filters, downsample=False, shortcut="projection", plain=False, opts=None, name="block"):
-    """Pre-activation block (v2, He et al. 2016): BN, ReLU, conv, BN, ReLU, conv, add.
-
-    A projection shortcut is a 1x1 convolution of the pre-activated input, as
-    in the paper's reference code; identity and option-A shortcuts read `x`.
-    Same arguments and shapes as `residual_block`.
-    """
-    check_choice("shortcut", shortcut, SHORTCUTS)
-    opts = opts or _Opts()
-    strides = 2 if downsample else 1
-    pre = layers.ReLU(name=name + "_preact_relu")(opts.bn(x, name + "_preact_bn"))
-    y = opts.conv(pre, filters, 3, strides, name + "_1_conv")
-    y = layers.ReLU(name=name + "_1_relu")(opts.bn(y, name + "_1_bn"))
-    y = opts.conv(y, filters, 3, 1, name + "_2_conv")
-    if plain:
-        return y
-    skip = _shortcut(x, filters, strides, shortcut, opts, name + "_0", preactivated=pre)
-    return layers.Add(name=name + "_add")([skip, y])
-
-
-def bottleneck_block(x, filters, downsample=False, shortcut="projection", plain=False, opts=None, name="block",
-                     expansion=4):
-    """Bottleneck block (v1.5): 1x1 conv, 3x3 conv (strided), 1x1 conv to `expansion * filters`.
-
-    Same arguments as `residual_block`; the output has `expansion * filters` channels.
-    """
-    check_choice("shortcut", shortcut, SHORTCUTS)
-    opts = opts or _Opts()
-    strides = 2 if downsample else 1
-    out = filters * expansion
-    y = layers.ReLU(name=name + "_relu1")(opts.conv_bn(x, filters, 1, 1, name + "_1"))
-    y = layers.ReLU(name=name + "_relu2")(opts.conv_bn(y, filters, 3, strides, name + "_2"))
-    y = opts.conv_bn(y, out, 1, 1, name + "_3")
-    if not plain:
-        y = layers.Add(name=name + "_add")([_shortcut(x, out, strides, shortcut, opts, name + "_0"), y])
-    return layers.ReLU(name=name + "_out")(y)
 
 
 def _input(input_shape, mean, std):
@@ -221,7 +83,7 @@ def build_resnet(depth=20, num_classes=10, version="v1", shortcut="projection", 
     check_choice("shortcut", shortcut, SHORTCUTS)
     check_int("width", width)
     check_number("dropout", dropout, maximum=0.99)
-    opts = _Opts(weight_decay, bn_momentum, bn_epsilon, decay_scope)
+    opts = LayerOptions(weight_decay, bn_momentum, bn_epsilon, decay_scope)
     inputs, x = _input(input_shape, mean, std)
     if version == "v1":
         x = layers.ReLU(name="stem_relu")(opts.conv_bn(x, 16 * width, 3, 1, "stem"))
@@ -250,7 +112,7 @@ def build_imagenet_resnet(depth=18, num_classes=10, input_shape=(32, 32, 3), dro
     check_int("num_classes", num_classes, minimum=2)
     kind, blocks = IMAGENET_BLOCKS[depth]
     block = residual_block if kind == "basic" else bottleneck_block
-    opts = _Opts(weight_decay, decay_scope=decay_scope)
+    opts = LayerOptions(weight_decay, decay_scope=decay_scope)
     inputs, x = _input(input_shape, mean, std)
     x = layers.ReLU(name="stem_relu")(opts.conv_bn(x, 64, 3, 1, "stem"))
     stages = [(f, b, 1 if i == 0 else 2) for i, (f, b) in enumerate(zip((64, 128, 256, 512), blocks))]
@@ -272,69 +134,6 @@ def build_model(family, depth, num_classes=10, width=1, shortcut="projection", *
         return build_imagenet_resnet(depth, num_classes, **kwargs)
     return build_resnet(depth, num_classes, version="v2" if family == "preact" else "v1",
                         shortcut=shortcut, width=width, plain=family == "plain", **kwargs)
-
-
-def check_weights(weights):
-    """Accept "imagenet", None or the path of an intact HDF5 weights file."""
-    if weights is None or weights == "imagenet":
-        return weights
-    return check_hdf5("weights", weights, "'imagenet', None or the path of an intact .h5 weights file")
-
-
-def build_transfer_model(num_classes, weights="imagenet", input_shape=(32, 32, 3), resize=None, head_units=256,
-                         dropout=0.0):
-    """ResNet-50 base (`include_top=False`, frozen) with a small classifier head.
-
-    pixels -> [Resizing(resize)] -> ImageNet preprocessing -> ResNet-50 ->
-    global average pooling -> Dense(head_units, relu) -> [Dropout] -> logits -> softmax.
-
-    Args:
-        num_classes: classifier width.
-        weights: "imagenet" (downloaded by Keras once, then cached), None
-            (random init) or the path of a local ResNet-50 no-top weights file.
-        input_shape: raw pixel shape.
-        resize: square side to resize to before the base (e.g. 224), or None.
-        head_units: width of the hidden dense layer.
-    Returns:
-        an uncompiled model; the base is the layer named "resnet50" and runs
-        in inference mode (frozen batch-norm statistics) even when unfrozen.
-    """
-    check_int("num_classes", num_classes, minimum=2)
-    weights = check_weights(weights)
-    if resize is not None:
-        check_int("resize", resize, minimum=32)
-    check_int("head_units", head_units)
-    side = resize or input_shape[0]
-    base = keras.applications.ResNet50(include_top=False, weights=weights, input_shape=(side, side, 3))
-    base.trainable = False
-    inputs = keras.Input(shape=input_shape, name="pixels")
-    x = layers.Resizing(side, side, name="resize")(inputs) if resize else inputs
-    x = base(CaffePreprocess(name="imagenet_preprocess")(x), training=False)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    x = layers.Dense(head_units, activation="relu", name="head_dense")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="head_dropout")(x)
-    x = layers.Dense(num_classes, dtype="float32", name="logits")(x)
-    outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)
-    return keras.Model(inputs, outputs, name="resnet50_transfer")
-
-
-def unfreeze_top(model, fraction=0.25):
-    """Make the top `fraction` of the ResNet-50 base's layers trainable, for fine-tuning.
-
-    Batch-norm layers stay frozen (their statistics were fit on ImageNet and a
-    small CIFAR batch would disturb them). Recompile the model afterwards.
-    Returns the number of base layers made trainable.
-    """
-    check_number("fraction", fraction, minimum=0.0, maximum=1.0, inclusive=False)
-    base = model.get_layer("resnet50")
-    base.trainable = True
-    cut = int(round(len(base.layers) * (1 - fraction)))
-    opened = 0
-    for i, layer in enumerate(base.layers):
-        layer.trainable = i >= cut and not isinstance(layer, layers.BatchNormalization)
-        opened += layer.trainable
-    return opened
 
 
 def count_params(model):

@@ -132,6 +132,9 @@ class Run:
     parameters: dict
     source: str  # the params file it came from
     compare: tuple = ()  # cross-run summaries of its question (`index.COMPARISONS`)
+    # Every parameter the notebook runs with: its parameters cell's defaults, then `parameters`. The index reads a
+    # run's settings from here and its measurements from `results.json`, so notebooks need not record their inputs.
+    settings: dict = dataclasses.field(default_factory=dict, compare=False)
 
     @property
     def key(self):
@@ -218,8 +221,10 @@ def expand(path, profile, root="."):
         name = _run_name(path, spec.get("name"), params)
         for key, value in params.items():
             _check_parameter(path, name, key, value, accepted)
-        _check_together(path, name, {**accepted, **params})
-        runs.append(Run(spec["question"], name, spec["notebook"], params, path, tuple(spec.get("compare") or ())))
+        settings = {k: v for k, v in {**accepted, **params}.items() if k not in RESERVED}
+        _check_together(path, name, settings)
+        runs.append(Run(spec["question"], name, spec["notebook"], params, path, tuple(spec.get("compare") or ()),
+                        settings))
     names = [r.name for r in runs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

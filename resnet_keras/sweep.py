@@ -219,7 +219,8 @@ def _execute(run, folder, digest, root):
             error = {"error": f"{type(e).__name__}: {e}", "where": run.notebook, "cell": None}
     record = {"run": run.key, "question": run.question, "name": run.name, "hash": digest, "elapsed_s": elapsed,
               **cluster.where(),
-              "parameters": run.parameters, "notebook": run.notebook, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+              "parameters": run.parameters, "settings": run.settings, "notebook": run.notebook,
+              "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     if error:
         record.update(status="failed", **error)
         write_json(os.path.join(folder, products.ERROR), record)

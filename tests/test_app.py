@@ -33,14 +33,15 @@ def png(path=None, seed=0, size=(48, 40)):
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
-    """An outputs folder as the sweep leaves it: one run with model.h5 and results.json, plus hidden clutter."""
+    """An outputs folder as the sweep leaves it: one run with model.h5, results.json and record.json, plus hidden
+    clutter."""
     root = tmp_path_factory.mktemp("outputs")
     run = root / "q1" / "cifar10-resnet8-adam"
     run.mkdir(parents=True)
     rk.set_seed(0)
     rk.save_h5(rk.build_resnet(8), str(run / "model.h5"))
-    (run / "results.json").write_text(json.dumps({"dataset": "cifar10", "model": "resnet8", "test_accuracy": 0.4,
-                                                  "class_names": CLASSES}))
+    (run / "results.json").write_text(json.dumps({"model": "resnet8", "test_accuracy": 0.4, "class_names": CLASSES}))
+    (run / "record.json").write_text(json.dumps({"status": "ok", "settings": {"dataset": "cifar10", "depth": 8}}))
     (run / ".resume").mkdir()
     shutil.copy(run / "model.h5", run / ".resume" / "model.h5")  # resume state is not a trained model
     return root
@@ -73,6 +74,7 @@ def test_models_are_found_with_their_run_records(outputs):
     models = find_models(str(outputs))
     assert list(models) == ["q1/cifar10-resnet8-adam"]
     assert models["q1/cifar10-resnet8-adam"]["class_names"] == CLASSES
+    assert models["q1/cifar10-resnet8-adam"]["dataset"] == "cifar10"  # from the sweep's record of the run's settings
 
 
 def test_images_of_any_size_become_one_rgb_batch():

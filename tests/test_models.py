@@ -118,7 +118,7 @@ def test_weight_decay_covers_every_parameter_by_default_like_pytorch_sgd():
 def test_strided_convolutions_are_centred_on_the_pixels_the_shortcut_samples():
     """A stride-2 3x3 convolution with a centre-only kernel must equal option A's x[::2, ::2]."""
     inputs = keras.Input((8, 8, 1))
-    opts = rk.models._Opts()
+    opts = rk.blocks.LayerOptions()
     model = keras.Model(inputs, opts.conv(inputs, 1, 3, 2, "c"))
     kernel = np.zeros((3, 3, 1, 1), np.float32)
     kernel[1, 1] = 1.0

@@ -87,6 +87,10 @@ def test_grid_is_the_product_of_its_axes(tmp_path):
     assert [r.name for r in runs] == ["cifar10-adam", "cifar10-sgd", "cifar100-adam", "cifar100-sgd"]
     sgd = runs[1].parameters
     assert sgd == {"epochs": 2, "dataset": "cifar10", "optimizer": "sgd", "learning_rate": 0.1}
+    # What the notebook runs with, for the index: its parameters cell's defaults, then the run's parameters.
+    defaults = notebook_parameters(os.path.join(REPO, runs[1].notebook))
+    assert runs[1].settings == {**{k: v for k, v in defaults.items() if k != "out_dir"}, **sgd}
+    assert runs[1].settings["batch_size"] == defaults["batch_size"] and "out_dir" not in runs[1].settings
 
 
 def test_profile_overrides_parameters_and_replaces_named_axes(tmp_path):

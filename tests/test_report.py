@@ -18,9 +18,10 @@ def fake_run(outputs, question, name, results, compare, accuracies=(0.5, 0.6)):
     pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.5], "accuracy": list(accuracies),
                   "val_loss": [2.1, 1.7], "val_accuracy": [a - 0.05 for a in accuracies], "time_s": [9.0, 4.0]}
                  ).to_csv(os.path.join(folder, "history.csv"), index=False)
-    run = Run(question, name, "notebooks/study.py", {}, "params/x.yaml", compare)
-    record = {"status": "ok", "results": {"dataset": "cifar10", "shortcut": "zero_pad", "epochs_trained": 2,
-                                          **results}}
+    settings = {"dataset": "cifar10", "shortcut": "zero_pad"}
+    settings.update((k, results.pop(k)) for k in ("family", "depth") if k in results)  # the notebook's parameters
+    run = Run(question, name, "notebooks/study.py", {}, "params/x.yaml", compare, settings)
+    record = {"status": "ok", "results": {"epochs_trained": 2, **results}}
     return run, record
 
 
