@@ -2,6 +2,7 @@
 
     make bench                      # full: ResNet-20 and -56, 3 alternating repetitions
     make bench BENCH_ARGS=--tiny    # seconds: a smoke test of the benchmark itself
+    make bench BENCH_ARGS="--only train"  # the training figures only
 
 Every measurement runs in a fresh subprocess (TensorFlow's and PyTorch's
 thread pools slow each other down inside one process), the frameworks
@@ -20,6 +21,9 @@ shared and its timings drift (see ../shared/notes). Measured:
   prefetching halves throughput in some processes), and folded with bfloat16
   convolutions (`infer_bf16`, against the same float32 PyTorch: this CPU has
   AVX512-BF16);
+- train_device: ours with the device pipeline (`pipeline="device"`: uint8
+  batches, crop and flip inside the compiled step), the check of whether
+  `pipeline: auto` is right to keep the host pipeline on a CPU;
 - train_bf16: ours in mixed bfloat16 (`rk.set_precision("mixed_bfloat16")`),
   the check of whether bfloat16 pays for training on this CPU;
 - input overhead: ours with augmentation against ours on one cached batch,
@@ -49,7 +53,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # ---------------------------------------------------------------- workers (run in a subprocess each)
 
-def _keras_train(n, batch, steps, warmup, augment, precision="float32"):
+def _keras_train(n, batch, steps, warmup, augment, precision="float32", pipeline="host"):
     import numpy as np
 
     import resnet_keras as rk
@@ -57,12 +61,12 @@ def _keras_train(n, batch, steps, warmup, augment, precision="float32"):
     rk.set_seed(0)
     rk.set_precision(precision)
     model = rk.build_resnet(6 * n + 2)  # the reference networks take n, blocks per stage
-    trainer = rk.training.compile_for_training(model, "sgd", 0.1)  # what `rk.train` fits: loss on logits
+    trainer = rk.training.compile_for_training(model, "sgd", 0.1, pipeline=pipeline)  # what `rk.train` fits
     rng = np.random.default_rng(0)
     count = batch * (steps + warmup)
     x = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
     y = rng.integers(0, 10, count).astype(np.int32)
-    data = rk.CifarBatches(x, y, batch, shuffle=True, augment=augment) if augment != "cached" else \
+    data = rk.CifarBatches(x, y, batch, shuffle=True, augment=augment, pipeline=pipeline) if augment != "cached" else \
         _Cached(x[:batch].astype(np.float32), y[:batch], steps + warmup)
     times = []
     cb = _keras_callback(times)
@@ -219,6 +223,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="seconds: check the benchmark runs, figures meaningless")
     ap.add_argument("--reps", type=int, default=3, help="alternating repetitions per figure (default 3)")
+    ap.add_argument("--only", choices=("train", "infer"), help="only the training or only the inference figures")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -232,51 +237,59 @@ def main():
     reps = 1 if args.tiny else args.reps
     rows = []
     for n in depths:
-        res = {k: [] for k in ("train", "train_cached", "train_bf16", "infer_raw", "infer", "infer_keras_predict",
-                               "infer_bf16", "torch_train", "torch_infer")}
+        res = {k: [] for k in ("train", "train_cached", "train_device", "train_bf16", "infer_raw", "infer",
+                               "infer_keras_predict", "infer_bf16", "torch_train", "torch_infer")}
+        train, infer = args.only in (None, "train"), args.only in (None, "infer")
         for rep in range(reps):
             order = [("torch", "keras"), ("keras", "torch")][rep % 2] if torch else ("keras",)
             for fw in order:
-                if fw == "keras":
-                    res["train"].append(measure("keras_train", n=n, batch=128, steps=steps, warmup=warmup,
-                                                augment=True))
-                    res["train_cached"].append(measure("keras_train", n=n, batch=128, steps=steps, warmup=warmup,
-                                                       augment="cached"))
-                    res["train_bf16"].append(measure("keras_train", n=n, batch=128, steps=steps, warmup=warmup,
-                                                     augment=True, precision="mixed_bfloat16"))
+                if fw == "keras" and train:
+                    for key, kwargs in (("train", {}), ("train_cached", {"augment": "cached"}),
+                                        ("train_device", {"pipeline": "device"}),
+                                        ("train_bf16", {"precision": "mixed_bfloat16"})):
+                        res[key].append(measure("keras_train", **{"n": n, "batch": 128, "steps": steps,
+                                                                  "warmup": warmup, "augment": True, **kwargs}))
+                if fw == "keras" and infer:
                     res["infer_raw"].append(measure("keras_infer", n=n, count=count))
                     res["infer"].append(measure("keras_infer", n=n, count=count, precision="float32"))
                     res["infer_keras_predict"].append(measure("keras_infer", n=n, count=count, precision="float32",
                                                               keras_predict=True))
                     res["infer_bf16"].append(measure("keras_infer", n=n, count=count, precision="bfloat16"))
-                else:
+                if fw == "torch" and train:
                     res["torch_train"].append(measure("torch_train", n=n, batch=128, steps=steps, warmup=warmup))
+                if fw == "torch" and infer:
                     res["torch_infer"].append(measure("torch_infer", n=n, count=count))
             print(f"  resnet{6 * n + 2} rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in res.items() if v),
                   flush=True)
         med = {k: statistics.median(v) for k, v in res.items() if v}
-        input_ms = measure("input_pipeline", batch=128, steps=steps)
-        row = {"model": f"resnet{6 * n + 2}", "reps": reps, "train_img_s": med["train"],
-               "train_cached_img_s": med["train_cached"], "train_bf16_img_s": med["train_bf16"],
-               "input_overhead": statistics.median(1 - a / c for a, c in zip(res["train"], res["train_cached"])),
-               "input_ms_per_batch": input_ms, "input_share": input_ms / (1000 * 128 / med["train"]),
-               "infer_raw_img_s": med["infer_raw"], "infer_img_s": med["infer"],
-               "infer_keras_predict_img_s": med["infer_keras_predict"], "infer_bf16_img_s": med["infer_bf16"]}
-        if torch:
-            row.update(torch_train_img_s=med["torch_train"], torch_infer_img_s=med["torch_infer"],
-                       train_ratio=med["train"] / med["torch_train"], infer_ratio=med["infer"] / med["torch_infer"],
+        row = {"model": f"resnet{6 * n + 2}", "reps": reps}
+        if train:
+            input_ms = measure("input_pipeline", batch=128, steps=steps)
+            row.update(train_img_s=med["train"], train_cached_img_s=med["train_cached"],
+                       train_device_img_s=med["train_device"], train_bf16_img_s=med["train_bf16"],
+                       input_overhead=statistics.median(1 - a / c for a, c in zip(res["train"], res["train_cached"])),
+                       input_ms_per_batch=input_ms, input_share=input_ms / (1000 * 128 / med["train"]))
+        if infer:
+            row.update(infer_raw_img_s=med["infer_raw"], infer_img_s=med["infer"],
+                       infer_keras_predict_img_s=med["infer_keras_predict"], infer_bf16_img_s=med["infer_bf16"])
+        if torch and train:
+            row.update(torch_train_img_s=med["torch_train"], train_ratio=med["train"] / med["torch_train"],
+                       train_device_ratio=med["train_device"] / med["torch_train"])
+        if torch and infer:
+            row.update(torch_infer_img_s=med["torch_infer"], infer_ratio=med["infer"] / med["torch_infer"],
                        infer_bf16_ratio=med["infer_bf16"] / med["torch_infer"])
         rows.append(row)
-    q3 = {"rerun_base": [], "cached": []}
-    for rep in range(reps):
-        for mode in ("rerun_base", "cached"):
-            q3[mode].append(measure("q3_head_epoch", count=256 if args.tiny else 2000, cached=mode == "cached"))
-    rerun = statistics.median(r["epoch_s"] for r in q3["rerun_base"])
-    cached = statistics.median(r["epoch_s"] for r in q3["cached"])
-    extract = statistics.median(r["extract_s"] for r in q3["cached"])
-    summary = {"machine": _machine(), "rows": rows, "q3_head": {
-        "images": 256 if args.tiny else 2000, "epoch_s_rerun_base": rerun, "epoch_s_cached": cached,
-        "speedup": rerun / cached, "one_time_extract_s": extract}}
+    summary = {"machine": _machine(), "rows": rows}
+    if args.only is None:
+        q3 = {"rerun_base": [], "cached": []}
+        for rep in range(reps):
+            for mode in ("rerun_base", "cached"):
+                q3[mode].append(measure("q3_head_epoch", count=256 if args.tiny else 2000, cached=mode == "cached"))
+        rerun = statistics.median(r["epoch_s"] for r in q3["rerun_base"])
+        cached = statistics.median(r["epoch_s"] for r in q3["cached"])
+        summary["q3_head"] = {"images": 256 if args.tiny else 2000, "epoch_s_rerun_base": rerun,
+                              "epoch_s_cached": cached, "speedup": rerun / cached,
+                              "one_time_extract_s": statistics.median(r["extract_s"] for r in q3["cached"])}
     _write(summary)
 
 
@@ -304,12 +317,14 @@ def _write(summary):
     write_json(os.path.join(out, "bench.json"), summary)
     shown = table.copy()
     for col in ("input_overhead", "input_share"):
-        shown[col] = shown[col].map(lambda v: f"{100 * v:.1f}%")
+        if col in shown:
+            shown[col] = shown[col].map(lambda v: f"{100 * v:.1f}%")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    q = summary["q3_head"]
-    print(f"Q3 head, {q['images']} images: {q['epoch_s_rerun_base']:.2f} s/epoch re-running the base, "
-          f"{q['epoch_s_cached']:.3f} s/epoch on cached features ({q['speedup']:.0f}x; one-time extraction "
-          f"{q['one_time_extract_s']:.2f} s)")
+    q = summary.get("q3_head")
+    if q:
+        print(f"Q3 head, {q['images']} images: {q['epoch_s_rerun_base']:.2f} s/epoch re-running the base, "
+              f"{q['epoch_s_cached']:.3f} s/epoch on cached features ({q['speedup']:.0f}x; one-time extraction "
+              f"{q['one_time_extract_s']:.2f} s)")
     print(f"written to {out}/bench.csv and bench.json")
 
 

@@ -12,7 +12,6 @@ runs will take.
     python -m resnet_keras.preflight '{"data": [["cifar10", null, "fine"]], "measure": true}'
 """
 
-import functools
 import importlib.metadata
 import json
 import os
@@ -23,7 +22,6 @@ import time
 
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import write_json
-from resnet_keras.params import notebook_parameters
 
 # Runs that share a GPU: JAX must not take 75% of its memory per process, nor
 # TensorFlow all of it. Set in every sweep worker unless the user set them.
@@ -33,16 +31,6 @@ RESNET50_NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"  # keras
 WEIGHTS_HOST = "storage.googleapis.com"
 MEASURE_BATCH = 128
 MIN_CALIBRATION_S = 120  # shorter finished runs are mostly start-up: they would not tell the training speed
-
-
-@functools.lru_cache(maxsize=None)
-def _defaults(path):
-    return notebook_parameters(path)
-
-
-def settings(run, root="."):
-    """Every parameter of `run`: the notebook's defaults overridden by the params file's."""
-    return {**_defaults(os.path.join(root, run.notebook)), **run.parameters}
 
 
 def _data_key(s, root):
@@ -59,7 +47,7 @@ def probe(runs, root=".", measure=False, timeout=900):
     and, with `measure`, "img_per_s" (ResNet-20 training at batch 128) and
     "startup_s" (import, build and first compiled step).
     """
-    all_settings = [settings(r, root) for r in runs]
+    all_settings = [r.settings for r in runs]
     request = {"data": sorted({_data_key(s, root) for s in all_settings}, key=str),
                "imagenet": any(s.get("weights") == "imagenet" for s in all_settings), "measure": measure}
     env = {**GPU_SHARING, **os.environ}
@@ -200,8 +188,7 @@ def estimate(runs, machine, root=".", finished=()):
     speed `machine` measured (`probe(measure=True)`).
     """
     def run_work(run):
-        s = settings(run, root)
-        return work(s, machine["classes"][_data_key(s, root)])
+        return work(run.settings, machine["classes"][_data_key(run.settings, root)])
 
     # Per run: the kernel's start, imports, data, compilation, evaluation and report (about twice the
     # probe's own start-up, which has all but the kernel, the data and the report).

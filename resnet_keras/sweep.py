@@ -50,7 +50,7 @@ from resnet_keras.errors import ConfigError
 from resnet_keras.files import PACKAGE_DIR, atomic_path, source_digest, write_json, write_text
 from resnet_keras.params import plan
 from resnet_keras.preflight import (GPU_SHARING, MIN_CALIBRATION_S, auto_jobs, estimate, fmt_duration, nvidia_gpus,
-                                    SPEED, probe, remember, remembered, settings)
+                                    SPEED, probe, remember, remembered)
 
 
 
@@ -79,7 +79,7 @@ def run_hash(run, machine, root="."):
     with open(os.path.join(root, run.notebook), "rb") as f:
         h.update(f.read())
     h.update(json.dumps(run.parameters, sort_keys=True).encode())
-    precision = resolve_precision(settings(run, root).get("precision", "float32"), machine["gpu"])
+    precision = resolve_precision(run.settings.get("precision", "float32"), machine["gpu"])
     h.update(f"{machine['backend']} {precision}".encode())
     return h.hexdigest()[:16]
 

@@ -12,7 +12,7 @@ from resnet_keras import files, products
 from resnet_keras.catalog import resolve_precision
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import source_digest
-from resnet_keras.params import Run
+from resnet_keras.params import Run, notebook_parameters
 from resnet_keras.preflight import GPU_SHARING, auto_jobs, estimate, probe, remember, remembered, work
 from resnet_keras.sweep import is_complete, run_hash, run_sweep
 
@@ -21,7 +21,9 @@ GPU = {"backend": "tensorflow", "gpu": True}
 
 
 def run_of(**parameters):
-    return Run("q", "r", "notebooks/study.py", parameters, "params/q.yaml")
+    """A study run with these parameters, its settings completed from the notebook's defaults (as `expand` does)."""
+    defaults = notebook_parameters(os.path.join(REPO, "notebooks", "study.py"))
+    return Run("q", "r", "notebooks/study.py", parameters, "params/q.yaml", settings={**defaults, **parameters})
 
 
 def test_hash_records_the_precision_auto_resolves_to_and_the_backend():

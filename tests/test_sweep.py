@@ -95,7 +95,9 @@ def test_smoke_sweep_produces_every_artefact(project):
             assert (folder / product).is_file(), f"{key}: {product} missing"
         metrics = json.loads((folder / "record.json").read_text())
         assert metrics["status"] == "ok" and metrics["results"]["epochs_trained"] >= 1
-        assert "seed" in metrics["parameters"] or "seed" in metrics["results"]
+        # Every parameter the notebook ran with (its defaults included), for the index; the results hold measurements.
+        assert metrics["settings"].items() >= metrics["parameters"].items() and "seed" in metrics["settings"]
+        assert "seed" not in metrics["results"] and metrics["results"]["precision"] == "float32"
         # The package modules the run executed, hashed: the sweep's own modules and the web app are not among them.
         assert {"resnet_keras", "resnet_keras.models", "resnet_keras.training"} <= set(metrics["sources"])
         assert not {"resnet_keras.app", "resnet_keras.index", "resnet_keras.sweep"} & set(metrics["sources"])
