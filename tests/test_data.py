@@ -2,6 +2,7 @@ import os
 import pickle
 import socket
 
+import keras
 import numpy as np
 import pytest
 
@@ -109,6 +110,45 @@ def test_augmentation_is_a_padded_crop_with_optional_flip():
         assert plain or mirrored
         flipped += mirrored and not plain
     assert 16 < flipped < 48  # about half
+
+
+def _applied_crops(images):
+    """(oy, ox, flip) of augmented coordinate images (channel 0: row + 1, channel 1: column + 1; 0 is padding)."""
+    images = np.asarray(images, np.int64)
+    centre, right = images[:, 16, 16], images[:, 16, 17]
+    flip = (right[:, 1] < centre[:, 1]).astype(int)  # columns run backwards in a mirrored window
+    # The window at (oy, ox) of the 4-padded image puts source row oy + 12 at row 16; column 16 reads source
+    # column ox + 12, or ox + 11 when mirrored (the window's column 15 from its left edge).
+    return np.stack([centre[:, 0] - 13, centre[:, 1] - 13 + flip, flip], axis=1)
+
+
+@pytest.mark.parametrize("pipeline", ["host", "device"])
+def test_augmentation_draws_offsets_and_flips_uniformly_and_independently_per_image(pipeline):
+    """What `draw_crops` documents, as the pipeline applies it: offsets uniform in 0..8 on each axis, flips with
+    probability 1/2, all independent of each other and of the image's place in its batch."""
+    from resnet_keras.layers import CropFlip
+
+    n, batch = 16_200, 270
+    rows, cols = np.meshgrid(np.arange(1, 33), np.arange(1, 33), indexing="ij")
+    x = np.broadcast_to(np.stack([rows, cols, rows], axis=-1).astype(np.uint8), (n, 32, 32, 3))
+    batches = rk.CifarBatches(x, np.zeros(n, np.int32), batch, shuffle=True, augment=True, seed=5, pipeline=pipeline)
+    applied = []
+    for i in range(len(batches)):
+        inputs, _ = batches[i]
+        if pipeline == "device":
+            inputs = keras.ops.convert_to_numpy(CropFlip()(inputs["pixels"], inputs["crops"]))
+        applied.append(_applied_crops(inputs))
+    applied = np.concatenate(applied)
+    assert applied[:, :2].min() == 0 and applied[:, :2].max() == 8
+    # Every (oy, ox, flip) of the 162 is about equally frequent: Pearson's chi-square against uniform, 161 degrees
+    # of freedom, below its 0.1% critical value (221). One offset per batch (60 batches) would give about 16,000.
+    counts = np.bincount(applied[:, 0] * 18 + applied[:, 1] * 2 + applied[:, 2], minlength=162)
+    expected = n / 162
+    assert ((counts - expected) ** 2 / expected).sum() < 221, counts
+    assert abs(applied[:, 2].mean() - 0.5) < 0.02
+    # Within a batch, neighbours are independent: the same offset pair as the next image about 1 time in 81.
+    same = (applied[1:, :2] == applied[:-1, :2]).all(axis=1).mean()
+    assert 0.5 / 81 < same < 2 / 81
 
 
 def test_batches_cover_every_image_once_per_epoch_and_reshuffle():
