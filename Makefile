@@ -17,6 +17,8 @@ JOBS ?= $(if $(GPU),auto,1)
 SHARED_DATA ?= ../shared/data
 export RESNET_KERAS_DATA ?= $(if $(wildcard $(SHARED_DATA)/unpack),$(CURDIR)/data,)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# JAX's persistent compilation cache: runs (and tests) of the same network compile their steps once.
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/outputs/.jax-cache
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help venv data test demo sweep notebooks lab app bench clean

@@ -12,7 +12,7 @@ share it: `CUDA_VISIBLE_DEVICES=0 dask worker tcp://HOST:8786 --nthreads 2
 --resources GPU=2` runs at most two runs at a time on GPU 0. When any worker
 declares `GPU`, every run asks for one unit of it, so runs go only to GPU
 workers, as many at a time as their `GPU` says; each run sets the sweep's
-GPU-sharing settings (`preflight.GPU_SHARING`) in its worker first.
+GPU-sharing settings and compile cache (`preflight.worker_environment`) in its worker first.
 
 A worker that dies during a
 run loses nothing committed: the scheduler gives the task to another worker

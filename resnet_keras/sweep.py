@@ -21,7 +21,8 @@ and the sweep prints how many runs it will do and about how long they take.
 long as the installed backend packages, their settings and the GPUs stay the
 same: a sweep with nothing to run then skips the probe, and one with runs to
 do does not measure the speed again.
-Workers get `preflight.GPU_SHARING`, so that `--jobs N` runs share a GPU.
+Workers get `preflight.worker_environment`: the GPU-sharing settings, so that
+`--jobs N` runs share a GPU, and JAX's compilation cache in the outputs folder.
 
 Runs are independent tasks submitted to a `concurrent.futures.Executor`
 (a local process pool by default). Any executor with the same interface can
@@ -49,8 +50,8 @@ from resnet_keras.catalog import resolve_precision
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import PACKAGE_DIR, atomic_path, source_digest, write_json, write_text
 from resnet_keras.params import plan
-from resnet_keras.preflight import (GPU_SHARING, MIN_CALIBRATION_S, auto_jobs, estimate, fmt_duration, nvidia_gpus,
-                                    SPEED, probe, remember, remembered)
+from resnet_keras.preflight import (MIN_CALIBRATION_S, SPEED, auto_jobs, estimate, fmt_duration, nvidia_gpus, probe,
+                                    remember, remembered, worker_environment)
 
 
 
@@ -145,7 +146,7 @@ def execute_run(run, outputs, digest, root="."):
 
     A standalone function of picklable arguments, so that any executor can run it.
     """
-    for name, value in GPU_SHARING.items():  # runs may share a GPU; the user's own settings win
+    for name, value in worker_environment(outputs).items():  # GPU sharing, compile cache; the user's settings win
         os.environ.setdefault(name, value)
     folder = os.path.abspath(run_dir(outputs, run))
     os.makedirs(folder, exist_ok=True)

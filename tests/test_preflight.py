@@ -100,17 +100,18 @@ ENV_NOTEBOOK = textwrap.dedent('''\
     import json, os
     for product in ("model.h5", "history.csv", "curves.png"):
         open(os.path.join(out_dir, product), "w").write("stand-in")
-    names = ("XLA_PYTHON_CLIENT_PREALLOCATE", "TF_FORCE_GPU_ALLOW_GROWTH")
+    names = ("XLA_PYTHON_CLIENT_PREALLOCATE", "TF_FORCE_GPU_ALLOW_GROWTH", "JAX_COMPILATION_CACHE_DIR")
     json.dump({name: os.environ.get(name) for name in names}, open(os.path.join(out_dir, "results.json"), "w"))
     ''')
 
 
 @pytest.mark.slow
-def test_every_worker_runs_its_notebooks_with_the_gpu_sharing_settings(tmp_path, monkeypatch):
+def test_every_worker_runs_its_notebooks_with_the_gpu_sharing_settings_and_the_compile_cache(tmp_path, monkeypatch):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "env.py").write_text(ENV_NOTEBOOK)
     monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
     monkeypatch.setenv("TF_FORCE_GPU_ALLOW_GROWTH", "false")  # the user's own choice wins
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
     runs = [Run("env", f"r{i}", "notebooks/env.py", {"tag": i}, "params/env.yaml") for i in range(2)]
     machine = {**CPU, "classes": {("cifar10", None, "fine"): [1] * 10}, "img_per_s": 100.0}
     records = run_sweep(runs, str(tmp_path / "outputs"), jobs=2, root=str(tmp_path), log=lambda s: None,
@@ -118,7 +119,8 @@ def test_every_worker_runs_its_notebooks_with_the_gpu_sharing_settings(tmp_path,
     assert [r["status"] for r in records.values()] == ["ok", "ok"], records
     for record in records.values():
         assert record["results"] == {"XLA_PYTHON_CLIENT_PREALLOCATE": GPU_SHARING["XLA_PYTHON_CLIENT_PREALLOCATE"],
-                                     "TF_FORCE_GPU_ALLOW_GROWTH": "false"}
+                                     "TF_FORCE_GPU_ALLOW_GROWTH": "false",
+                                     "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "outputs" / ".jax-cache")}
     assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ  # set in the workers, not in the sweep itself
     assert json.loads((tmp_path / "outputs" / "env" / "r0" / "record.json").read_text())["status"] == "ok"
 

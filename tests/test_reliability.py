@@ -50,14 +50,17 @@ SAVER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_kill_during_saving_never_leaves_a_partial_model(tmp_path):
-    path = tmp_path / "model.h5"
     rng = random.Random(0)
-    for attempt in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], stdout=subprocess.PIPE, text=True)
+    paths = [tmp_path / f"model{i}.h5" for i in range(3)]  # three savers at once, each killed at its own moment
+    procs = [subprocess.Popen([sys.executable, "-c", SAVER, str(path)], stdout=subprocess.PIPE, text=True)
+             for path in paths]
+    for proc in procs:
         assert proc.stdout.readline().strip() == "ready"
+    for proc in procs:
         time.sleep(rng.uniform(0.5, 2.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    for path in paths:
         assert path.exists(), "the saver never finished one save"
         assert h5py.is_hdf5(path)
         model = rk.load_h5(str(path))

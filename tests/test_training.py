@@ -139,17 +139,45 @@ def test_training_model_refuses_a_model_without_softmax_output():
 
 
 @pytest.mark.parametrize("augment", [False, True])
-def test_host_and_device_pipelines_train_identically(tiny_data, tmp_path, augment):
-    """The pipeline contract: same batches, same crops, same history, on either pipeline; resume alike."""
+def test_host_and_device_pipelines_give_the_same_batches_every_epoch_and_after_a_resume(tiny_data, augment):
+    """The pipeline contract, batch by batch: the device pipeline's images, once `CropFlip` has run in the step,
+    are the host pipeline's, with the same labels, in epoch 1, in epoch 2, and in epoch 2 of a fresh pipeline
+    (a resumed run), with and without augmentation."""
+    from resnet_keras.layers import CropFlip
+
+    data = small(tiny_data)
+    host, device = (rk.CifarBatches(data.x_train, data.y_train, 16, shuffle=True, augment=augment, seed=3,
+                                    pipeline=p) for p in ("host", "device"))
+    resumed = rk.CifarBatches(data.x_train, data.y_train, 16, shuffle=True, augment=augment, seed=3, epoch=1,
+                              pipeline="device")
+
+    def same_as_host(batches, epoch):
+        assert len(batches) == len(host)
+        for i in range(len(host)):
+            (x, y), (inputs, labels) = host[i], batches[i]
+            assert inputs["pixels"].dtype == np.uint8  # a quarter of the bytes of the host's float32
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(CropFlip()(inputs["pixels"], inputs["crops"])),
+                                          x, err_msg=f"epoch {epoch}, batch {i}")
+            np.testing.assert_array_equal(labels, y)
+
+    same_as_host(device, 1)
+    host.on_epoch_end()
+    device.on_epoch_end()
+    same_as_host(device, 2)
+    same_as_host(resumed, 2)
+
+
+def test_host_and_device_pipelines_train_identically(tiny_data, tmp_path):
+    """The pipeline contract in training: the same augmented epochs give the same history, resume included."""
     data = small(tiny_data)
     histories = []
     for pipeline in ("host", "device"):
         rk.set_seed(0)
         hist = rk.train(rk.build_resnet(8), data, str(tmp_path / pipeline), epochs=2, batch_size=16,
-                        optimizer="sgd", learning_rate=0.05, augment=augment, pipeline=pipeline, verbose=0)
+                        optimizer="sgd", learning_rate=0.05, augment=True, pipeline=pipeline, verbose=0)
         rk.set_seed(0)  # resume: a third epoch on top of the two committed ones
         hist = rk.train(rk.build_resnet(8), data, str(tmp_path / pipeline), epochs=3, batch_size=16,
-                        optimizer="sgd", learning_rate=0.05, augment=augment, pipeline=pipeline, verbose=0)
+                        optimizer="sgd", learning_rate=0.05, augment=True, pipeline=pipeline, verbose=0)
         assert hist["epoch"].tolist() == [1, 2, 3]
         histories.append(hist[["loss", "accuracy", "val_loss", "val_accuracy"]].to_numpy())
     np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)
