@@ -2,7 +2,7 @@
 
     make bench                      # full: ResNet-20 and -56, 3 alternating repetitions
     make bench BENCH_ARGS=--tiny    # seconds: a smoke test of the benchmark itself
-    make bench BENCH_ARGS="--only train"  # the training figures only
+    make bench BENCH_ARGS="--only train --depths 20"  # ResNet-20's training figures only
 
 Every measurement runs in a fresh subprocess (TensorFlow's and PyTorch's
 thread pools slow each other down inside one process), the frameworks
@@ -224,15 +224,19 @@ def main():
     ap.add_argument("--tiny", action="store_true", help="seconds: check the benchmark runs, figures meaningless")
     ap.add_argument("--reps", type=int, default=3, help="alternating repetitions per figure (default 3)")
     ap.add_argument("--only", choices=("train", "infer"), help="only the training or only the inference figures")
+    ap.add_argument("--depths", type=int, nargs="+", default=[20, 56], help="CIFAR ResNets to measure (6n+2)")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return _worker(args.worker[0], json.loads(args.worker[1]))
+    sys.path.insert(0, os.path.dirname(HERE))
+    from resnet_keras.catalog import cifar_blocks
+
     torch = has_torch()
     if not torch:
         print("bench: PyTorch is not installed; the comparison is skipped "
               "(`.venv/bin/pip install torch==2.13.0` installs the CPU build)")
-    depths = (1,) if args.tiny else (3, 9)
+    depths = (1,) if args.tiny else [cifar_blocks(depth) for depth in args.depths]  # the reference nets take n
     steps, warmup, count = (3, 2, 1000) if args.tiny else (30, 5, 10000)
     reps = 1 if args.tiny else args.reps
     rows = []

@@ -166,7 +166,8 @@ def test_second_sweep_skips_everything_without_starting_keras(project, tmp_path)
     poisoned = tmp_path / "keras"  # shadows the real Keras: any import of it fails the sweep
     poisoned.mkdir()
     (poisoned / "__init__.py").write_text("raise ImportError('a sweep with nothing to run imported Keras')")
-    code, out = sweep(root, env={"PYTHONPATH": str(tmp_path)})
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    code, out = sweep(root, env={"PYTHONPATH": path})
     assert code == 0, out
     assert out.count("up to date  ") == len(SMOKE_RUNS) and "] start" not in out
     assert index.stat().st_mtime_ns == drawn  # the index was not drawn again
