@@ -92,7 +92,7 @@ SCHEMA = {
     "test_per_class": _or_null(_int(1)),
     "validation_split": _number(0.0, 0.9),
     "family": _choice(FAMILIES),
-    "depth": _int(8),
+    "depth": _int(1),  # the family's own rule (catalog.check_depth) is checked with the family, below
     "version": _choice(VERSIONS),
     "shortcut": _choice(SHORTCUTS),
     "width": _int(1),
