@@ -44,18 +44,23 @@ def find_models(outputs):
         if products.MODEL not in files:
             continue
         run_id = os.path.relpath(folder, outputs).replace(os.sep, "/")
-        info = {}
-        for name in (products.RECORD, products.RESULTS):  # the sweep's record holds the run's settings (dataset)
-            try:
-                with open(os.path.join(folder, name)) as f:
-                    found = json.load(f)
-                info.update(found.get("settings", {}) if name == products.RECORD else found)
-            except (OSError, ValueError, AttributeError):
-                pass
+        # The run's settings (its data set) from the sweep's record, then what the run measured.
+        info = {**_read_dict(os.path.join(folder, products.RECORD)).get("settings", {}),
+                **_read_dict(os.path.join(folder, products.RESULTS))}
         models[run_id] = {"id": run_id, "path": os.path.join(folder, products.MODEL), "dataset": info.get("dataset"),
                           "model": info.get("model"), "test_accuracy": info.get("test_accuracy"),
                           "class_names": info.get("class_names")}
     return models
+
+
+def _read_dict(path):
+    """The JSON object in `path`, or {} where the file is missing, unreadable or holds no object."""
+    try:
+        with open(path) as f:
+            found = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def read_image(data, size):
