@@ -238,14 +238,18 @@ class CifarBatches(keras.utils.PyDataset):
     Both draw the order and the crops from generators seeded by
     `(seed, epoch)` and `(seed, epoch, batch)`, so the model sees the same
     images on either pipeline, and an epoch's batches are the same whether or
-    not the run was resumed. The last partial batch is kept, cut to a
-    multiple of `shards`: a batch split over that many devices must split
-    evenly (`devices.set_devices`), so up to `shards - 1` images, different
-    ones each shuffled epoch, sit out an epoch.
+    not the run was resumed. With `drop_remainder` (what `train` uses), an
+    epoch is only full batches, so the compiled step sees one shape and is
+    traced (TensorFlow) or compiled (JAX) once rather than twice; up to
+    `batch_size - 1` images, different ones each shuffled epoch, sit out an
+    epoch (a set smaller than one batch is one partial batch). Otherwise the
+    last partial batch is kept, cut to a multiple of `shards`: a batch split
+    over that many devices must split evenly (`devices.set_devices`), so up
+    to `shards - 1` images sit out an epoch.
     """
 
     def __init__(self, x, y, batch_size, shuffle=False, augment=False, seed=0, epoch=0, pipeline="host",
-                 shards=1, **kwargs):
+                 shards=1, drop_remainder=False, **kwargs):
         super().__init__(**kwargs)
         self.x, self.y = x, y
         self.batch_size = check_int("batch_size", batch_size)
@@ -257,7 +261,7 @@ class CifarBatches(keras.utils.PyDataset):
         if pipeline == "device" and x.ndim != 4:
             raise ConfigError(f"pipeline='device' needs images (n, h, w, c), not arrays of shape {x.shape}; "
                               f"use pipeline='host'")
-        self.shuffle, self.augment, self.seed = shuffle, augment, seed
+        self.shuffle, self.augment, self.seed, self.drop_remainder = shuffle, augment, seed, drop_remainder
         self.set_epoch(epoch)
 
     def set_epoch(self, epoch):
@@ -267,6 +271,8 @@ class CifarBatches(keras.utils.PyDataset):
 
     def __len__(self):
         used = len(self.y) - len(self.y) % self.shards
+        if self.drop_remainder and used >= self.batch_size:
+            return used // self.batch_size
         return -(-used // self.batch_size)
 
     def __getitem__(self, i):

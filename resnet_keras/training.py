@@ -80,7 +80,11 @@ def compile_for_training(model, optimizer="adam", learning_rate=1e-3, momentum=0
     """
     trainer = training_model(model, pipeline)
     trainer.compile(optimizer=make_optimizer(optimizer, learning_rate, momentum, nesterov),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    # Every variable exists before the first step: TensorFlow traces a step that creates variables (Keras builds
+    # the optimizer's slots there, without a distribution strategy) a second time, as long again as the first.
+    trainer.optimizer.build(trainer.trainable_variables)
     return trainer
 
 
@@ -111,7 +115,7 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     pipeline = resolve_pipeline(pipeline, data.x_train)
     shards = device_count()  # `devices.set_devices`: each batch is split over this many devices
     batches = CifarBatches(data.x_train, data.y_train, batch_size, shuffle=True, augment=augment, seed=seed,
-                           pipeline=pipeline, shards=shards)
+                           pipeline=pipeline, shards=shards, drop_remainder=True)
     total = epochs * len(batches)
     lr = learning_rate if schedule == "constant" and not warmup_epochs else LRSchedule(
         schedule, learning_rate, total, warmup_epochs * len(batches), milestones)

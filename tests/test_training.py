@@ -240,7 +240,7 @@ def test_cached_features_train_exactly_what_rerunning_the_base_trains(tiny_data,
                         verbose=0, save_best=False)
         histories.append(hist[["loss", "accuracy", "val_loss", "val_accuracy"]].to_numpy())
         outputs.append(rk.predict(model, data.x_test))
-    assert histories[0][-1, 0] < histories[0][0, 0]  # it did learn
+    assert histories[0][-1, 2] < histories[0][0, 2]  # it did learn: the validation loss fell
     np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)
     # Measured 0.0 once, 2.9e-6 in a later session on the same code (CPU reduction order): float32 noise.
     np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-5)
