@@ -49,10 +49,14 @@ data:
 	  "$(SHARED_DATA)/unpack" "$(RESNET_KERAS_DATA)"; fi
 
 # Everything on TensorFlow (the default backend), then what exercises models,
-# training or inference (tests marked `backend`) again on JAX.
+# training or inference (tests marked `backend`) again on JAX. Each pass runs
+# TEST_JOBS pytest processes (pytest-xdist; 0: one process), a test file in
+# one of them: tracing or compiling a step and starting a notebook's kernel
+# are single-threaded, so one process leaves a second core mostly idle.
+TEST_JOBS ?= 2
 test: venv data
-	KERAS_BACKEND=tensorflow $(PY) -m pytest
-	KERAS_BACKEND=jax $(PY) -m pytest -m backend
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
+	KERAS_BACKEND=jax $(PY) -m pytest -m backend -n $(TEST_JOBS) --dist loadfile
 
 # The smoke profile trains on tiny generated data, written once.
 TINY := outputs/.tiny-cifar

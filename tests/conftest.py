@@ -1,10 +1,14 @@
-"""Shared fixtures: tiny CIFAR data sets in the official python layout."""
+"""Shared fixtures and helpers: tiny CIFAR data sets in the official python layout, a copy of the project, a
+Dask cluster on localhost, headless Chromium."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import contextlib  # noqa: E402
 import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -49,3 +53,41 @@ def chromium():
                  "--disable-dev-shm-usage"):
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+
+
+def copy_project(root):
+    """Copy what `make sweep` needs (notebooks, params, Makefile, requirements) into `root`; return `root`."""
+    for folder in ("notebooks", "params"):
+        shutil.copytree(os.path.join(REPO, folder), root / folder, ignore=shutil.ignore_patterns("*.ipynb"))
+    for name in ("Makefile", "requirements.txt", "requirements-gpu.txt", "pyproject.toml"):
+        shutil.copy2(os.path.join(REPO, name), root / name)
+    return root
+
+
+@contextlib.contextmanager
+def dask_cluster(root, nthreads=1, resources=None):
+    """A real Dask scheduler and two worker processes on localhost, started in `root`; yields (address, client)."""
+    import socket
+
+    from distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dask = os.path.join(os.path.dirname(sys.executable), "dask")
+    extra = ["--resources", resources] if resources else []
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs += [subprocess.Popen([dask, "worker", address, "--nthreads", str(nthreads), "--no-nanny", "--no-dashboard",
+                                "--name", f"w{i}", *extra], cwd=root, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL) for i in (1, 2)]
+    try:
+        client = Client(address, timeout=60)
+        client.wait_for_workers(2, timeout=120)
+        yield address, client
+        client.close()
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
