@@ -27,7 +27,7 @@ help:
 	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper']"
 	@echo "           [SCHEDULER=tcp://HOST:8786|local]         ... on a Dask cluster whose workers share outputs/"
 	@echo "                                                         run the experiments into outputs/"
-	@echo "make test                                                run the test suite"
+	@echo "make test [TEST_JOBS=2]                                 run the test suite (TEST_JOBS pytest processes)"
 	@echo "make venv GPU=1                                          set up Keras on JAX with CUDA 12 (NVIDIA GPUs)"
 	@echo "make bench [BENCH_ARGS=--tiny]                           throughput against eager PyTorch"
 	@echo "make lab                                                 open the notebooks in JupyterLab"
