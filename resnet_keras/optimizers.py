@@ -12,18 +12,42 @@ from resnet_keras.errors import check_choice, check_int, check_number
 def make_optimizer(name, learning_rate=1e-3, momentum=0.9, nesterov=False):
     """Optimizer by name: "sgd" (with momentum, optionally Nesterov), "adam" or "rmsprop".
 
-    `learning_rate` is a float or a schedule. Weight decay is coupled L2 on the
-    model's kernels (the builders' `weight_decay`), as in the paper.
+    `learning_rate` is a float or a schedule. SGD keeps its momentum as PyTorch
+    does (`SGD`). Weight decay is the builders' `weight_decay`: coupled L2 on
+    every parameter by default, as in the paper's code.
     """
     check_choice("optimizer", name, OPTIMIZERS)
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
         check_number("learning_rate", learning_rate, inclusive=False)
     if name == "sgd":
         check_number("momentum", momentum, maximum=1.0)
-        return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=bool(nesterov))
+        return SGD(learning_rate, momentum=momentum, nesterov=bool(nesterov))
     if name == "adam":
         return keras.optimizers.Adam(learning_rate, epsilon=1e-8)  # the Adam paper's and PyTorch's epsilon
     return keras.optimizers.RMSprop(learning_rate)
+
+
+@keras.saving.register_keras_serializable(package="resnet_keras")
+class SGD(keras.optimizers.SGD):
+    """SGD with momentum as PyTorch and the paper's Torch code take it: v <- m v + g, w <- w - lr v.
+
+    Keras' own SGD keeps the velocity in units of the step (v <- m v - lr g, w <- w + v). The two agree
+    while the learning rate is constant, but when the step schedule divides it by 10, Keras' velocity
+    goes on carrying steps of the old rate for about 1/(1 - m) iterations, and PyTorch's step shrinks
+    at once (`test_sgd_follows_pytorch_across_learning_rate_drops`). Nesterov: w <- w - lr (g + m v).
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        learning_rate = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        if self.momentum == 0:
+            self.assign_sub(variable, ops.multiply(gradient, learning_rate))
+            return
+        momentum = ops.cast(self.momentum, variable.dtype)
+        v = self.momentums[self._get_variable_index(variable)]
+        self.assign(v, ops.add(ops.multiply(v, momentum), gradient))
+        step = ops.add(gradient, ops.multiply(v, momentum)) if self.nesterov else v
+        self.assign_sub(variable, ops.multiply(step, learning_rate))
 
 
 @keras.saving.register_keras_serializable(package="resnet_keras")

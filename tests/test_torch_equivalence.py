@@ -118,3 +118,25 @@ def test_same_parameters_after_sgd_steps_with_momentum_and_weight_decay(n, short
         checked += 1
     assert checked == len(model.weights) - sum(isinstance(layer, keras.layers.BatchNormalization)
                                                for layer in model.layers)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_follows_pytorch_across_learning_rate_drops(nesterov):
+    # The step schedule divides the rate by 10: PyTorch's velocity is in gradient units (v <- m v + g,
+    # w <- w - lr v), so the step shrinks at once; Keras' own SGD keeps it in step units (v <- m v - lr g,
+    # w <- w + v) and goes on taking steps of the old rate for ~1/(1-m) iterations.
+    steps, drops = 12, (4, 8)
+    grads = np.random.default_rng(0).normal(size=(steps, 5)).astype(np.float32)
+    w0 = np.linspace(-1, 1, 5).astype(np.float32)
+    schedule = rk.LRSchedule("step", 0.1, steps, milestones=[d / steps for d in drops])
+    opt = rk.make_optimizer("sgd", schedule, momentum=0.9, nesterov=nesterov)
+    w = keras.Variable(w0)
+    ref = torch.nn.Parameter(torch.from_numpy(w0.copy()))
+    ref_opt = torch.optim.SGD([ref], lr=0.1, momentum=0.9, nesterov=nesterov)
+    ref_schedule = torch.optim.lr_scheduler.MultiStepLR(ref_opt, milestones=list(drops), gamma=0.1)
+    for g in grads:
+        opt.apply_gradients([(keras.ops.convert_to_tensor(g), w)])
+        ref.grad = torch.from_numpy(g.copy())
+        ref_opt.step()
+        ref_schedule.step()
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(w), ref.detach().numpy(), rtol=1e-5, atol=1e-6)
