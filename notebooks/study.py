@@ -48,7 +48,8 @@ learning_rate = 0.1  # initial learning rate
 momentum = 0.9  # sgd only
 nesterov = False  # sgd only
 schedule = "step"  # constant, step (x0.1 at 50% and 75%: the paper's 32k and 48k of 64k iterations) or cosine
-warmup_epochs = 0  # linear warm-up epochs (the paper warms ResNet-110 up for about 400 iterations)
+warmup_epochs = 0  # warm-up epochs (the paper warms ResNet-110 up for about 400 iterations)
+warmup = "linear"  # linear (up to learning_rate) or constant (learning_rate / 10, the paper's ResNet-110 warm-up)
 epochs = 182  # training epochs (the paper's 64k iterations at batch 128: 182 on 45k images, 164 on all 50k)
 batch_size = 128  # images per step
 augment = True  # pad-4 random crop and horizontal flip
@@ -96,7 +97,7 @@ print(f"{model.name}: {rk.count_params(model):,} trainable parameters, "
 # %%
 history = rk.train(model, data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                    learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, schedule=schedule,
-                   warmup_epochs=warmup_epochs, augment=augment, seed=seed, pipeline=pipeline)
+                   warmup_epochs=warmup_epochs, warmup=warmup, augment=augment, seed=seed, pipeline=pipeline)
 curves = plots.plot_history(history, f"{model.name} on {dataset}")
 
 # %% [markdown]

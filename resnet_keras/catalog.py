@@ -21,6 +21,7 @@ IMAGENET_BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50:
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
+WARMUPS = ("linear", "constant")  # ramp up to the learning rate, or hold a tenth of it (the paper's ResNet-110)
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # training dtype policies
 INFERENCE_PRECISIONS = ("float32", "bfloat16")  # `inference.inference_model`
 PIPELINES = ("host", "device")  # where augmentation runs (`data.CifarBatches`)

@@ -29,7 +29,7 @@ import re
 import yaml
 
 from resnet_keras.catalog import (DATASETS, FAMILIES, LABEL_MODES, OPTIMIZERS, PIPELINE_CHOICES, PRECISIONS,
-                                  SCHEDULES, SHORTCUTS, VERSIONS, check_depth, check_devices)
+                                  SCHEDULES, SHORTCUTS, VERSIONS, WARMUPS, check_depth, check_devices)
 from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
 from resnet_keras.files import check_hdf5
 from resnet_keras.index import COMPARISONS
@@ -105,6 +105,7 @@ SCHEMA = {
     "nesterov": _bool,
     "schedule": _choice(SCHEDULES),
     "warmup_epochs": _int(0),
+    "warmup": _choice(WARMUPS),
     "epochs": _int(1),
     "batch_size": _int(1),
     "augment": _bool,

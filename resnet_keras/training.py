@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from resnet_keras import products
-from resnet_keras.catalog import PIPELINE_CHOICES, PIPELINES
+from resnet_keras.catalog import PIPELINE_CHOICES, PIPELINES, WARMUPS
 from resnet_keras.checkpoint import RunCheckpoint, StopOnNaN, history_frame
 from resnet_keras.data import CifarBatches
 from resnet_keras.devices import device_count, has_gpu
@@ -89,7 +89,8 @@ def compile_for_training(model, optimizer="adam", learning_rate=1e-3, momentum=0
 
 
 def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", learning_rate=1e-3, momentum=0.9,
-          nesterov=False, schedule="constant", warmup_epochs=0, milestones=(0.5, 0.75), augment=True, seed=0,
+          nesterov=False, schedule="constant", warmup_epochs=0, warmup="linear", milestones=(0.5, 0.75), augment=True,
+          seed=0,
           monitor="val_accuracy", verbose=2, save_best=True, pipeline="auto"):
     """Compile and fit `model` on `data` (a `CifarData`), resuming if interrupted.
 
@@ -107,6 +108,7 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     check_int("epochs", epochs)
     check_int("batch_size", batch_size)
     check_int("warmup_epochs", warmup_epochs, minimum=0)
+    check_choice("warmup", warmup, WARMUPS)
     if len(data.y_train) == 0:
         raise ConfigError("the training set is empty; check per_class and validation_split")
     if augment and data.x_train.ndim != 4:
@@ -118,7 +120,7 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
                            pipeline=pipeline, shards=shards, drop_remainder=True)
     total = epochs * len(batches)
     lr = learning_rate if schedule == "constant" and not warmup_epochs else LRSchedule(
-        schedule, learning_rate, total, warmup_epochs * len(batches), milestones)
+        schedule, learning_rate, total, warmup_epochs * len(batches), milestones, warmup=warmup)
     trainer = compile_for_training(model, optimizer, lr, momentum, nesterov, pipeline)
     has_val = len(data.y_val) > 0
     ckpt = RunCheckpoint(os.path.join(out_dir, products.RESUME), os.path.join(out_dir, products.HISTORY),

@@ -80,6 +80,9 @@ def test_paper_profile_trains_the_papers_64k_iterations_on_all_50k_images():
         assert p["validation_split"] == 0.0 and p["batch_size"] == 128 and p["schedule"] == "step"
         steps = p["epochs"] * math.ceil(50_000 / p["batch_size"])
         assert abs(steps - 64_000) / 64_000 < 0.005, (r.name, steps)
+    # ResNet-110 alone warms up: 0.01 for about 400 iterations (one epoch of 390), then 0.1.
+    warm = {r.name: (r.parameters.get("warmup_epochs", 0), r.parameters.get("warmup")) for r in runs}
+    assert warm.pop("resnet-110") == (1, "constant") and set(warm.values()) == {(0, None)}
 
 
 def test_grid_is_the_product_of_its_axes(tmp_path):
@@ -124,6 +127,8 @@ BAD = [
     ({"parameters": {"augment": "yes"}}, "augment='yes' is not accepted; use true or false"),
     ({"parameters": {"schedule": "exponential"}}, "schedule='exponential' is not accepted; use one of"),
     ({"parameters": {"shortcut": "b"}}, "shortcut='b'"),
+    ({"notebook": "notebooks/study.py", "parameters": {"warmup": "cosine"}},
+     "warmup='cosine' is not accepted; use one of 'linear', 'constant'"),
     ({"parameters": {"devices": 0}}, "devices=0 is not accepted; use an integer >= 1 or 'all'"),
     ({"parameters": {"devices": "gpu"}}, "devices='gpu'"),
     ({"parameters": {"out_dir": "/tmp"}}, "'out_dir' is set by the sweep"),

@@ -31,6 +31,7 @@ def test_optimizers_by_name():
     (lambda: rk.make_optimizer("sgd", -0.1), "learning_rate=-0.1"),
     (lambda: rk.LRSchedule("exponential", 0.1, 100), "schedule='exponential'"),
     (lambda: rk.LRSchedule("step", 0.1, 0), "total_steps=0"),
+    (lambda: rk.LRSchedule("step", 0.1, 100, 10, warmup="cosine"), "warmup='cosine'"),
 ])
 def test_bad_training_arguments_name_value_and_accepted(call, bad):
     with pytest.raises(ConfigError) as err:
@@ -58,8 +59,13 @@ def test_cosine_schedule_with_warmup():
     assert lr_at(s, 1000) == pytest.approx(0.0, abs=1e-7)
 
 
+def test_constant_warmup_holds_a_tenth_of_the_rate_as_the_paper_does_for_resnet110():
+    s = rk.LRSchedule("step", 0.1, 64_000, warmup_steps=400, warmup="constant")
+    assert [lr_at(s, step) for step in (0, 399, 400, 31_999, 32_000)] == pytest.approx([0.01, 0.01, 0.1, 0.1, 0.01])
+
+
 def test_schedule_survives_serialisation():
-    s = rk.LRSchedule("step", 0.1, 1000, 10, (0.3, 0.6), 0.2)
+    s = rk.LRSchedule("step", 0.1, 1000, 10, (0.3, 0.6), 0.2, warmup="constant")
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(s))
     assert again.get_config() == s.get_config()
 
