@@ -89,9 +89,8 @@ def compile_for_training(model, optimizer="adam", learning_rate=1e-3, momentum=0
 
 
 def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", learning_rate=1e-3, momentum=0.9,
-          nesterov=False, schedule="constant", warmup_epochs=0, warmup="linear", milestones=(0.5, 0.75), augment=True,
-          seed=0,
-          monitor="val_accuracy", verbose=2, save_best=True, pipeline="auto"):
+          nesterov=False, schedule="constant", warmup_epochs=0, warmup="linear", milestones=(0.5, 0.75),
+          augment=True, seed=0, monitor="val_accuracy", verbose=2, save_best=True, pipeline="auto"):
     """Compile and fit `model` on `data` (a `CifarData`), resuming if interrupted.
 
     The loss is computed from the logits (`training_model`); `model` keeps
