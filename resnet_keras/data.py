@@ -220,6 +220,18 @@ def crop_flip(x, crops, pad=4):
     return padded[np.arange(b)[:, None, None], rows, cols]
 
 
+def tf_crop_flip(x, crops, pad=4):
+    """`crop_flip` in TensorFlow ops (for `CifarBatches.tf_dataset`): the same gather, the same result."""
+    import tensorflow as tf
+
+    _, h, w, _ = x.shape
+    padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    rows = crops[:, 0, None] + tf.range(h)
+    cols = crops[:, 1, None] + tf.range(w)
+    cols = tf.where(crops[:, 2, None] > 0, tf.reverse(cols, [1]), cols)
+    return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+
+
 def augment_batch(x, rng, pad=4):
     """Standard CIFAR augmentation of a uint8 batch `(b, h, w, c)`: random pad-4 crop, flip."""
     return crop_flip(x, draw_crops(rng, len(x), pad), pad)
@@ -265,9 +277,11 @@ class CifarBatches(keras.utils.PyDataset):
         self.set_epoch(epoch)
 
     def set_epoch(self, epoch):
-        self.epoch = epoch
+        self.epoch, self.order = epoch, self._order(epoch)
+
+    def _order(self, epoch):
         rng = np.random.default_rng([self.seed, epoch])
-        self.order = rng.permutation(len(self.y)) if self.shuffle else np.arange(len(self.y))
+        return rng.permutation(len(self.y)) if self.shuffle else np.arange(len(self.y))
 
     def __len__(self):
         used = len(self.y) - len(self.y) % self.shards
@@ -275,16 +289,67 @@ class CifarBatches(keras.utils.PyDataset):
             return used // self.batch_size
         return -(-used // self.batch_size)
 
-    def __getitem__(self, i):
-        idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+    def _batch(self, i, epoch, order):
+        """Batch `i` of epoch `epoch` (shuffled as `order`): image indices `(b,)` and int32 crop rows `(b, 3)`."""
+        idx = order[i * self.batch_size:(i + 1) * self.batch_size]
         idx = idx[:len(idx) - len(idx) % self.shards]
+        if not self.augment:
+            return idx, identity_crops(len(idx))
+        return idx, draw_crops(np.random.default_rng([self.seed, epoch, i]), len(idx))
+
+    def __getitem__(self, i):
+        idx, crops = self._batch(i, self.epoch, self.order)
         x = self.x[idx]
-        crops = draw_crops(np.random.default_rng([self.seed, self.epoch, i]), len(idx)) if self.augment else None
         if self.pipeline == "device":
-            return {"pixels": x, "crops": identity_crops(len(idx)) if crops is None else crops}, self.y[idx]
-        if crops is not None:
+            return {"pixels": x, "crops": crops}, self.y[idx]
+        if self.augment:
             x = crop_flip(x, crops)
         return x.astype(np.float32), self.y[idx]
+
+    def epoch_plan(self, epoch):
+        """Epoch `epoch`'s batches, concatenated: int32 image indices `(m,)` and crop rows `(m, 3)`.
+
+        Cut into consecutive pieces of `batch_size` they are the images and
+        crops of that epoch's batches (only the last one can be shorter).
+        """
+        order = self._order(epoch)
+        idx, crops = zip(*(self._batch(i, epoch, order) for i in range(len(self))))
+        return np.concatenate(idx).astype(np.int32), np.concatenate(crops)
+
+    def tf_dataset(self, epochs=None):
+        """The batches of epochs `self.epoch` up to `epochs` (default: this one) as a native `tf.data` pipeline.
+
+        TensorFlow backend only. Each epoch costs one Python call
+        (`epoch_plan`), ahead of time on tf.data's threads; gathering the
+        images and the host pipeline's crop and flip run as TensorFlow ops,
+        so no batch goes through Python (Keras' `PyDataset` adapter calls
+        `__getitem__` once per step, which cost TensorFlow about 45% of its
+        training speed on a 2-core AVX2 CPU). The batches are exactly
+        `self[i]`'s, epoch after epoch (`tests/test_data.py`). Fit it with
+        `steps_per_epoch=len(self)` when it spans several epochs.
+        """
+        import tensorflow as tf
+
+        x, y = tf.constant(self.x), tf.constant(self.y)
+        epochs = self.epoch + 1 if epochs is None else epochs
+
+        def one_epoch(epoch):
+            idx, crops = tf.numpy_function(lambda e: self.epoch_plan(int(e)), [epoch], (tf.int32, tf.int32),
+                                           stateful=False)
+            idx.set_shape([None])
+            crops.set_shape([None, 3])
+            return tf.data.Dataset.from_tensor_slices((idx, crops)).batch(self.batch_size)
+
+        def gather(idx, crops):
+            pixels, labels = tf.gather(x, idx), tf.gather(y, idx)
+            if self.pipeline == "device":
+                return {"pixels": pixels, "crops": crops}, labels
+            if self.augment:
+                pixels = tf_crop_flip(pixels, crops)
+            return tf.cast(pixels, tf.float32), labels
+
+        return (tf.data.Dataset.range(self.epoch, epochs).flat_map(one_epoch)
+                .map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
 
     def on_epoch_end(self):
         self.set_epoch(self.epoch + 1)

@@ -10,6 +10,8 @@ float rounding (`tests/test_devices.py`: ResNet-20 on two virtual CPU devices).
 
 Keras' distribution API trains on the JAX backend; on the others, more than
 one device is refused with a one-line error rather than silently using one.
+It lists devices on JAX and TensorFlow only; `local_devices` answers on every
+backend, PyTorch included.
 """
 
 import keras
@@ -28,7 +30,7 @@ def set_devices(devices=1):
         the number of devices each batch is split over.
     """
     check_devices(devices)
-    available = keras.distribution.list_devices()
+    available = local_devices()
     count = len(available) if devices == "all" else devices
     if count == 1:
         keras.distribution.set_distribution(None)
@@ -68,6 +70,15 @@ def set_precision(precision="auto"):
     return precision
 
 
+def local_devices():
+    """The backend's devices as "gpu:0"-style names: its GPUs when it sees any, else its CPU devices."""
+    if keras.backend.backend() == "torch":  # Keras' distribution API has no PyTorch implementation
+        import torch
+
+        return [f"gpu:{i}" for i in range(torch.cuda.device_count())] or ["cpu:0"]
+    return keras.distribution.list_devices()
+
+
 def has_gpu():
     """True when the Keras backend sees a GPU."""
-    return any(d.lower().startswith("gpu") for d in keras.distribution.list_devices())
+    return any(d.lower().startswith("gpu") for d in local_devices())

@@ -128,7 +128,10 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     batches.set_epoch(ckpt.saved_epoch())
     val = CifarBatches(data.x_val, data.y_val, 500 // shards * shards, pipeline=pipeline,
                        shards=shards) if has_val else None
-    trainer.fit(batches, epochs=epochs, validation_data=val, callbacks=[ckpt, StopOnNaN()],
+    steps = None
+    if keras.backend.backend() == "tensorflow":  # the same batches, without a Python call per step
+        batches, val, steps = batches.tf_dataset(epochs), val and val.tf_dataset(), len(batches)
+    trainer.fit(batches, epochs=epochs, steps_per_epoch=steps, validation_data=val, callbacks=[ckpt, StopOnNaN()],
                 verbose=1 if verbose == 1 else 0)
     return history_frame(ckpt.rows)
 

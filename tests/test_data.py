@@ -163,3 +163,39 @@ def test_batches_cover_every_image_once_per_epoch_and_reshuffle():
     assert sorted(second.tolist()) == list(range(10)) and first.tolist() != second.tolist()
     again = rk.CifarBatches(x, y, 4, shuffle=True, seed=3, epoch=1)
     assert np.concatenate([again[i][1] for i in range(3)]).tolist() == second.tolist()
+
+
+@pytest.mark.parametrize("pipeline,augment,shards,drop", [("host", True, 1, True), ("device", True, 1, True),
+                                                          ("host", False, 4, False), ("device", False, 2, False)])
+def test_tf_dataset_gives_the_same_batches_every_epoch_and_after_a_resume(pipeline, augment, shards, drop):
+    """TensorFlow's native input path (`tf_dataset`, what `train` fits there) against `__getitem__`, batch by batch:
+    three epochs from the start, then the last two from a fresh pipeline at epoch 1 (a resumed run), with and
+    without augmentation, with full batches only or a last partial batch cut to the device count."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf_dataset is the TensorFlow backend's input path")
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (70, 32, 32, 3), dtype=np.uint8), np.arange(70, dtype=np.int32)
+
+    def batches(epoch=0):
+        return rk.CifarBatches(x, y, 16, shuffle=True, augment=augment, seed=7, epoch=epoch, pipeline=pipeline,
+                               shards=shards, drop_remainder=drop)
+
+    def expected(first, last):
+        ref, out = batches(first), []
+        for _ in range(first, last):
+            out += [ref[i] for i in range(len(ref))]
+            ref.on_epoch_end()
+        return out
+
+    for first in (0, 1):
+        got = list(batches(first).tf_dataset(3).as_numpy_iterator())
+        want = expected(first, 3)
+        assert len(got) == len(want) == (3 - first) * len(batches())
+        for k, ((gx, gy), (wx, wy)) in enumerate(zip(got, want)):
+            if pipeline == "device":
+                assert gx["pixels"].dtype == np.uint8
+                np.testing.assert_array_equal(gx["crops"], wx["crops"], err_msg=f"from epoch {first}, batch {k}")
+                gx, wx = gx["pixels"], wx["pixels"]
+            assert gx.dtype == wx.dtype
+            np.testing.assert_array_equal(gx, wx, err_msg=f"from epoch {first}, batch {k}")
+            np.testing.assert_array_equal(gy, wy)

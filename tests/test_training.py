@@ -268,7 +268,7 @@ def restore_precision():
 
 @pytest.mark.parametrize("devices,expected", [(["cpu:0"], "float32"), (["gpu:0", "gpu:1"], "mixed_float16")])
 def test_auto_precision_is_mixed_float16_only_on_a_gpu(monkeypatch, restore_precision, devices, expected):
-    monkeypatch.setattr(keras.distribution, "list_devices", lambda device_type=None: devices)
+    monkeypatch.setattr(rk.devices, "local_devices", lambda: devices)
     assert rk.set_precision("auto") == expected
     assert rk.build_resnet(8).get_layer("stem_conv").compute_dtype == ("float16" if devices[0] == "gpu:0" else
                                                                        "float32")
