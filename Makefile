@@ -1,5 +1,5 @@
 # Quick start: `make sweep` runs every experiment, `make test` runs the tests.
-# Both create (or reuse) .venv from the pinned requirements.txt first.
+# Both create (or reuse) .venv from the pinned requirements-cpu.txt first.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,9 +8,13 @@ PROFILE ?= full
 # GPU=1 (once: `make venv GPU=1`) installs requirements-gpu.txt, Keras on JAX
 # with CUDA 12; later make commands keep using it and run several runs per GPU.
 GPU ?= $(if $(wildcard $(VENV)/.installed-gpu),1,)
-ifneq ($(GPU),)
-export KERAS_BACKEND ?= jax
+# The Keras backend of every target but `test` (which runs them all): tensorflow
+# (the default), jax (the default after `make venv GPU=1`) or torch.
+BACKEND ?= $(or $(KERAS_BACKEND),$(if $(GPU),jax,tensorflow))
+ifeq ($(filter tensorflow jax torch,$(BACKEND)),)
+$(error BACKEND=$(BACKEND) is not accepted; use tensorflow, jax or torch)
 endif
+export KERAS_BACKEND := $(BACKEND)
 JOBS ?= $(if $(GPU),auto,1)
 # CIFAR in the official python layout. On machines without internet the data
 # ships beside the checkout in ../shared/data and is unpacked into ./data.
@@ -27,6 +31,7 @@ help:
 	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper']"
 	@echo "           [SCHEDULER=tcp://HOST:8786|local]         ... on a Dask cluster whose workers share outputs/"
 	@echo "                                                         run the experiments into outputs/"
+	@echo "           [BACKEND=tensorflow|jax|torch]             ... with that Keras backend (any target)"
 	@echo "make test [TEST_JOBS=2]                                 run the test suite (TEST_JOBS pytest processes)"
 	@echo "make venv GPU=1                                          set up Keras on JAX with CUDA 12 (NVIDIA GPUs)"
 	@echo "make bench [BENCH_ARGS=--tiny]                           throughput against eager PyTorch"
@@ -37,10 +42,10 @@ help:
 STAMP := $(VENV)/.installed$(if $(GPU),-gpu)
 venv: $(STAMP)
 
-$(STAMP): requirements.txt $(if $(GPU),requirements-gpu.txt) pyproject.toml
+$(STAMP): requirements.txt requirements-$(if $(GPU),gpu,cpu).txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r $(if $(GPU),requirements-gpu.txt,requirements.txt)
+	$(PY) -m pip install -q -r requirements-$(if $(GPU),gpu,cpu).txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
@@ -49,7 +54,8 @@ data:
 	  "$(SHARED_DATA)/unpack" "$(RESNET_KERAS_DATA)"; fi
 
 # Everything on TensorFlow (the default backend), then what exercises models,
-# training or inference (tests marked `backend`) again on JAX. Each pass runs
+# training or inference (tests marked `backend`) again on JAX and on PyTorch
+# (about 3 and 1.5 minutes on 2 cores). Each pass runs
 # TEST_JOBS pytest processes (pytest-xdist; 0: one process), a test file in
 # one of them: tracing or compiling a step and starting a notebook's kernel
 # are single-threaded, so one process leaves a second core mostly idle.
@@ -57,6 +63,9 @@ TEST_JOBS ?= 2
 test: venv data
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
 	KERAS_BACKEND=jax $(PY) -m pytest -m backend -n $(TEST_JOBS) --dist loadfile
+	@if $(PY) -c "import torch" 2>/dev/null; then set -x; \
+	  KERAS_BACKEND=torch $(PY) -m pytest -m backend -n $(TEST_JOBS) --dist loadfile; \
+	else echo "test: PyTorch is not installed (requirements-cpu.txt has it): the torch backend pass is skipped"; fi
 
 # The smoke profile trains on tiny generated data, written once.
 TINY := outputs/.tiny-cifar

@@ -1,43 +1,44 @@
-"""Training and inference throughput of our Keras ResNets against eager PyTorch.
+"""Training and inference throughput on every installed Keras backend, against eager PyTorch.
 
     make bench                      # full: ResNet-20 and -56, 3 alternating repetitions
     make bench BENCH_ARGS=--tiny    # seconds: a smoke test of the benchmark itself
-    make bench BENCH_ARGS="--only train --depths 20"  # ResNet-20's training figures only
+    make bench BENCH_ARGS="--only train --depths 20 --backends tensorflow torch"
 
 Every measurement runs in a fresh subprocess (TensorFlow's and PyTorch's
-thread pools slow each other down inside one process), the frameworks
-alternate, and the table reports medians over repetitions: the machine is
-shared and its timings drift (see ../shared/notes). Measured:
+thread pools slow each other down inside one process), the frameworks and
+backends alternate, and the table reports medians over repetitions: the
+machine is shared and its timings drift (see ../shared/notes). One row per
+network and Keras backend (`tensorflow`, `jax`, `torch`: those installed), and
+one for eager PyTorch (`torch eager`). Measured:
 
 - train: images/s of steady-state training (after warm-up steps), batch 128,
-  SGD momentum, on random images; ours through `model.fit` on the real
-  input pipeline (`CifarBatches` with augmentation), PyTorch an eager loop
-  over pre-made tensors (no augmentation: its best case);
+  SGD momentum, through `model.fit` on what `rk.train` fits: `CifarBatches`
+  with augmentation (on TensorFlow as its native `tf_dataset`);
+- train_arrays: the same model and step fit on in-memory float32 arrays, no
+  augmentation: the backend's ceiling, against which `input_overhead`
+  (1 - train / train_arrays, the median of the per-repetition ratios) is
+  reported;
 - infer: images/s of `rk.predict` (a `predict_on_batch` loop over batches of
-  500) against a `torch.no_grad()` eval loop over the same batches, float32;
-  ours as built (`infer_raw`) and as deployed, batch norm folded into the
-  convolutions by `rk.inference_model` (`infer`, the ratio we quote), folded
-  through `model.predict` instead (`infer_keras_predict`: its tf.data
-  prefetching halves throughput in some processes), and folded with bfloat16
-  convolutions (`infer_bf16`, against the same float32 PyTorch: this CPU has
-  AVX512-BF16);
-- train_device: ours with the device pipeline (`pipeline="device"`: uint8
-  batches, crop and flip inside the compiled step), the check of whether
-  `pipeline: auto` is right to keep the host pipeline on a CPU;
-- train_bf16: ours in mixed bfloat16 (`rk.set_precision("mixed_bfloat16")`),
-  the check of whether bfloat16 pays for training on this CPU;
-- input overhead: ours with augmentation against ours on one cached batch,
-  paired within each repetition (the median of the per-repetition ratios:
-  the two runs are adjacent in time, so drift cancels), and the direct cost
-  of producing one augmented batch (`input_ms_per_batch`, single-threaded),
-  as a share of a training step (`input_share`): an upper bound on what the
-  pipeline can take, since tf.data prefetches batches alongside training;
-- Q3 head epoch: one epoch of the transfer head re-running the frozen
-  ResNet-50 on every image against the head on cached features.
+  500) on the deployed network, batch norm folded into the convolutions by
+  `rk.inference_model`, float32;
+- train_jit (torch backend only): `train` with Keras' `jit_compile=True`,
+  which wraps the step in `torch.compile`;
+- eager PyTorch: `train` is an eager loop over pre-made tensors (no
+  augmentation: its best case), `infer` a `torch.no_grad()` eval loop over the
+  same batches; `torch.compile` adds `train_compiled` and `infer_compiled`;
+- with `--more` (the default backend only): `train_device` (the device
+  pipeline: crop and flip inside the compiled step), `train_bf16` (mixed
+  bfloat16), `infer_raw` (not folded), `infer_keras_predict` (folded, through
+  `model.predict`), `infer_bf16` (folded, bfloat16 convolutions);
+- ratios: `train_ratio` and `infer_ratio` against eager PyTorch's `train` and
+  `infer` in the same repetitions;
+- Q3 head epoch (default backend): one epoch of the transfer head re-running
+  the frozen ResNet-50 on every image against the head on cached features.
 
-PyTorch is optional (benchmark only: `.venv/bin/pip install torch==2.13.0`);
-without it the comparison columns are skipped. Results go to
-outputs/bench/bench.csv and bench.json.
+The host's CPU model and its AVX2 / AVX-512 / AMX flags head the output and go
+into bench.json: figures differ by about 3x between hosts with and without
+AVX-512. PyTorch comes with `make venv` (requirements-cpu.txt); without it the
+comparison is skipped. Results go to outputs/bench/bench.csv and bench.json.
 """
 
 import argparse
@@ -53,7 +54,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # ---------------------------------------------------------------- workers (run in a subprocess each)
 
-def _keras_train(n, batch, steps, warmup, augment, precision="float32", pipeline="host"):
+def _keras_train(n, batch, steps, warmup, inputs="pipeline", precision="float32", jit=False):
+    """Images/s of `fit`; inputs: "pipeline" (what `rk.train` fits), "device" (the device pipeline), "arrays"
+    (in-memory float32 arrays), "cached" (one batch through a PyDataset)."""
     import numpy as np
 
     import resnet_keras as rk
@@ -61,16 +64,25 @@ def _keras_train(n, batch, steps, warmup, augment, precision="float32", pipeline
     rk.set_seed(0)
     rk.set_precision(precision)
     model = rk.build_resnet(6 * n + 2)  # the reference networks take n, blocks per stage
+    pipeline = "device" if inputs == "device" else "host"
     trainer = rk.training.compile_for_training(model, "sgd", 0.1, pipeline=pipeline)  # what `rk.train` fits
+    if jit:
+        trainer.jit_compile = True
     rng = np.random.default_rng(0)
     count = batch * (steps + warmup)
     x = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
     y = rng.integers(0, 10, count).astype(np.int32)
-    data = rk.CifarBatches(x, y, batch, shuffle=True, augment=augment, pipeline=pipeline) if augment != "cached" else \
-        _Cached(x[:batch].astype(np.float32), y[:batch], steps + warmup)
     times = []
     cb = _keras_callback(times)
-    trainer.fit(data, epochs=1, verbose=0, callbacks=[cb])
+    if inputs == "arrays":
+        trainer.fit(x.astype(np.float32), y, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[cb])
+    elif inputs == "cached":
+        trainer.fit(_Cached(x[:batch].astype(np.float32), y[:batch], steps + warmup), epochs=1, verbose=0,
+                    callbacks=[cb])
+    else:
+        data = rk.CifarBatches(x, y, batch, shuffle=True, augment=True, pipeline=pipeline, drop_remainder=True)
+        data, steps_per_epoch = rk.training.fit_inputs(data, 1)  # as `rk.train` fits it
+        trainer.fit(data, epochs=1, steps_per_epoch=steps_per_epoch, verbose=0, callbacks=[cb])
     return batch * steps / (times[-1] - times[warmup - 1])
 
 
@@ -93,22 +105,6 @@ def _Cached(x, y, steps):
         def __getitem__(self, i):
             return x, y
     return Cached()
-
-
-def _input_pipeline(batch, steps):
-    import numpy as np
-
-    import resnet_keras as rk
-
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (50000, 32, 32, 3), dtype=np.uint8)
-    y = rng.integers(0, 10, 50000).astype(np.int32)
-    data = rk.CifarBatches(x, y, batch, shuffle=True, augment=True)
-    data[0]
-    t = time.perf_counter()
-    for i in range(steps):
-        data[i]
-    return 1000 * (time.perf_counter() - t) / steps
 
 
 def _keras_infer(n, count, precision=None, keras_predict=False):
@@ -135,32 +131,38 @@ def _torch_net(n):
     return torch_resnet(n)
 
 
-def _torch_train(n, batch, steps, warmup):
+def _torch_train(n, batch, steps, warmup, compile=False):
     import torch
 
     torch.manual_seed(0)
     net = _torch_net(n).train()
     opt = torch.optim.SGD(net.parameters(), 0.1, momentum=0.9)
     x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
-    for i in range(steps + warmup):
-        if i == warmup:
-            t = time.perf_counter()
+
+    def step():
         opt.zero_grad()
         torch.nn.functional.cross_entropy(net(x), y).backward()
         opt.step()
+    step = torch.compile(step) if compile else step
+    for i in range(steps + warmup):
+        if i == warmup:
+            t = time.perf_counter()
+        step()
     return batch * steps / (time.perf_counter() - t)
 
 
-def _torch_infer(n, count):
+def _torch_infer(n, count, compile=False):
     import torch
 
     net = _torch_net(n).eval()
+    run = torch.compile(net) if compile else net
     x = torch.randn(count, 3, 32, 32)
     with torch.no_grad():
-        net(x[:500])
+        run(x[:500])
+        run(x[:500])
         t = time.perf_counter()
         for i in range(0, count, 500):
-            net(x[i:i + 500])
+            run(x[i:i + 500])
     return count / (time.perf_counter() - t)
 
 
@@ -192,7 +194,7 @@ def _q3_head_epoch(count, cached):
 
 
 WORKERS = {"keras_train": _keras_train, "keras_infer": _keras_infer, "torch_train": _torch_train,
-           "torch_infer": _torch_infer, "q3_head_epoch": _q3_head_epoch, "input_pipeline": _input_pipeline}
+           "torch_infer": _torch_infer, "q3_head_epoch": _q3_head_epoch}
 
 
 def _worker(name, kwargs):
@@ -201,22 +203,58 @@ def _worker(name, kwargs):
 
 # ---------------------------------------------------------------- driver
 
-def measure(name, **kwargs):
-    """Run one worker in a fresh interpreter; return its JSON result."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+def measure(name, backend=None, **kwargs):
+    """Run one worker in a fresh interpreter (on Keras backend `backend`); return its JSON result, or None if it
+    failed (the error is printed: one failing figure must not lose the others)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **({"KERAS_BACKEND": backend} if backend else {})}
     proc = subprocess.run([sys.executable, __file__, "--worker", name, json.dumps(kwargs)], capture_output=True,
                           text=True, env=env, timeout=1800)
     if proc.returncode:
-        raise RuntimeError(f"{name}{kwargs} failed:\n{proc.stderr[-2000:]}")
+        print(f"bench: {name} {kwargs} on {backend or 'the default backend'} failed: "
+              f"{(proc.stderr.strip().splitlines() or ['?'])[-1]}", flush=True)
+        return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def has_torch():
-    try:
-        import importlib.util
-        return importlib.util.find_spec("torch") is not None
-    except ImportError:
-        return False
+def installed(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def plan(backends, default, train, infer, more, torch, compile, steps, warmup, count):
+    """{(row, figure): (worker, backend, kwargs)} for one network (its `n` added later)."""
+    fig = {}
+    run = dict(batch=128, steps=steps, warmup=warmup)
+    for backend in backends:
+        if train:
+            fig[backend, "train"] = ("keras_train", backend, run)
+            fig[backend, "train_arrays"] = ("keras_train", backend, {**run, "inputs": "arrays"})
+            if backend == "torch":
+                fig[backend, "train_jit"] = ("keras_train", backend, {**run, "jit": True})
+        if infer:
+            fig[backend, "infer"] = ("keras_infer", backend, {"count": count, "precision": "float32"})
+        if more and backend == default:
+            if train:
+                fig[backend, "train_cached"] = ("keras_train", backend, {**run, "inputs": "cached"})
+                fig[backend, "train_device"] = ("keras_train", backend, {**run, "inputs": "device"})
+                fig[backend, "train_bf16"] = ("keras_train", backend, {**run, "precision": "mixed_bfloat16"})
+            if infer:
+                fig[backend, "infer_raw"] = ("keras_infer", backend, {"count": count})
+                fig[backend, "infer_keras_predict"] = ("keras_infer", backend,
+                                                       {"count": count, "precision": "float32", "keras_predict": True})
+                fig[backend, "infer_bf16"] = ("keras_infer", backend, {"count": count, "precision": "bfloat16"})
+    if torch:
+        for key, on in (("train", train), ("infer", infer)):
+            if on:
+                kwargs = run if key == "train" else {"count": count}
+                fig[EAGER, key] = (f"torch_{key}", None, kwargs)
+                if compile:
+                    fig[EAGER, f"{key}_compiled"] = (f"torch_{key}", None, {**kwargs, "compile": True})
+    return fig
+
+
+EAGER = "torch eager"
 
 
 def main():
@@ -225,6 +263,10 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="alternating repetitions per figure (default 3)")
     ap.add_argument("--only", choices=("train", "infer"), help="only the training or only the inference figures")
     ap.add_argument("--depths", type=int, nargs="+", default=[20, 56], help="CIFAR ResNets to measure (6n+2)")
+    ap.add_argument("--backends", nargs="+", choices=BACKENDS, help="Keras backends to measure (default: installed)")
+    ap.add_argument("--more", action="store_true", help="also the default backend's device pipeline, bfloat16 and "
+                                                        "unfolded inference, and the Q3 head epoch")
+    ap.add_argument("--no-compile", dest="compile", action="store_false", help="skip torch.compile")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -232,59 +274,35 @@ def main():
     sys.path.insert(0, os.path.dirname(HERE))
     from resnet_keras.catalog import cifar_blocks
 
-    torch = has_torch()
+    machine = _machine()
+    print(f"bench: {machine['cpu_model']}, {machine['cores']} cores, flags {' '.join(machine['cpu_flags']) or 'none'}")
+    torch = installed("torch")
     if not torch:
-        print("bench: PyTorch is not installed; the comparison is skipped "
-              "(`.venv/bin/pip install torch==2.13.0` installs the CPU build)")
+        print("bench: PyTorch is not installed; eager PyTorch and the torch backend are skipped "
+              "(`make venv` installs it from requirements-cpu.txt)")
+    backends = [b for b in (args.backends or BACKENDS) if installed(b)]
+    default = os.environ.get("KERAS_BACKEND", "tensorflow")
     depths = (1,) if args.tiny else [cifar_blocks(depth) for depth in args.depths]  # the reference nets take n
     steps, warmup, count = (3, 2, 1000) if args.tiny else (30, 5, 10000)
     reps = 1 if args.tiny else args.reps
+    train, infer = args.only in (None, "train"), args.only in (None, "infer")
     rows = []
     for n in depths:
-        res = {k: [] for k in ("train", "train_cached", "train_device", "train_bf16", "infer_raw", "infer",
-                               "infer_keras_predict", "infer_bf16", "torch_train", "torch_infer")}
-        train, infer = args.only in (None, "train"), args.only in (None, "infer")
+        figures = plan(backends, default, train, infer, args.more, torch, args.compile and not args.tiny, steps,
+                       warmup, count)
+        res = {key: [] for key in figures}
         for rep in range(reps):
-            order = [("torch", "keras"), ("keras", "torch")][rep % 2] if torch else ("keras",)
-            for fw in order:
-                if fw == "keras" and train:
-                    for key, kwargs in (("train", {}), ("train_cached", {"augment": "cached"}),
-                                        ("train_device", {"pipeline": "device"}),
-                                        ("train_bf16", {"precision": "mixed_bfloat16"})):
-                        res[key].append(measure("keras_train", **{"n": n, "batch": 128, "steps": steps,
-                                                                  "warmup": warmup, "augment": True, **kwargs}))
-                if fw == "keras" and infer:
-                    res["infer_raw"].append(measure("keras_infer", n=n, count=count))
-                    res["infer"].append(measure("keras_infer", n=n, count=count, precision="float32"))
-                    res["infer_keras_predict"].append(measure("keras_infer", n=n, count=count, precision="float32",
-                                                              keras_predict=True))
-                    res["infer_bf16"].append(measure("keras_infer", n=n, count=count, precision="bfloat16"))
-                if fw == "torch" and train:
-                    res["torch_train"].append(measure("torch_train", n=n, batch=128, steps=steps, warmup=warmup))
-                if fw == "torch" and infer:
-                    res["torch_infer"].append(measure("torch_infer", n=n, count=count))
-            print(f"  resnet{6 * n + 2} rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in res.items() if v),
-                  flush=True)
-        med = {k: statistics.median(v) for k, v in res.items() if v}
-        row = {"model": f"resnet{6 * n + 2}", "reps": reps}
-        if train:
-            input_ms = measure("input_pipeline", batch=128, steps=steps)
-            row.update(train_img_s=med["train"], train_cached_img_s=med["train_cached"],
-                       train_device_img_s=med["train_device"], train_bf16_img_s=med["train_bf16"],
-                       input_overhead=statistics.median(1 - a / c for a, c in zip(res["train"], res["train_cached"])),
-                       input_ms_per_batch=input_ms, input_share=input_ms / (1000 * 128 / med["train"]))
-        if infer:
-            row.update(infer_raw_img_s=med["infer_raw"], infer_img_s=med["infer"],
-                       infer_keras_predict_img_s=med["infer_keras_predict"], infer_bf16_img_s=med["infer_bf16"])
-        if torch and train:
-            row.update(torch_train_img_s=med["torch_train"], train_ratio=med["train"] / med["torch_train"],
-                       train_device_ratio=med["train_device"] / med["torch_train"])
-        if torch and infer:
-            row.update(torch_infer_img_s=med["torch_infer"], infer_ratio=med["infer"] / med["torch_infer"],
-                       infer_bf16_ratio=med["infer_bf16"] / med["torch_infer"])
-        rows.append(row)
-    summary = {"machine": _machine(), "rows": rows}
-    if args.only is None:
+            keys = list(figures)
+            if rep % 2:  # alternate: what ran first in one repetition runs last in the next
+                keys.reverse()
+            for key in keys:
+                worker, backend, kwargs = figures[key]
+                res[key].append(measure(worker, backend, n=n, **kwargs))
+            print(f"  resnet{6 * n + 2} rep {rep + 1}: " + ", ".join(
+                f"{row} {fig} {v[-1]:.0f}" for (row, fig), v in res.items() if v[-1] is not None), flush=True)
+        rows += _rows(f"resnet{6 * n + 2}", reps, res)
+    summary = {"machine": machine, "rows": rows}
+    if args.more and args.only is None:
         q3 = {"rerun_base": [], "cached": []}
         for rep in range(reps):
             for mode in ("rerun_base", "cached"):
@@ -297,16 +315,68 @@ def main():
     _write(summary)
 
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _rows(model, reps, res):
+    """One row per backend (and eager PyTorch): medians, the input overhead, ratios to eager PyTorch."""
+    def med(key):
+        values = [v for v in res.get(key, []) if v is not None]
+        return statistics.median(values) if values else None
+
+    def paired(a, b):  # the median of per-repetition ratios: adjacent runs, so drift cancels
+        pairs = [x / y for x, y in zip(res.get(a, []), res.get(b, [])) if x is not None and y is not None]
+        return statistics.median(pairs) if pairs else None
+
+    rows = []
+    for name in dict.fromkeys(row for row, _ in res):
+        row = {"model": model, "backend": name, "reps": reps}
+        for (r, fig) in res:
+            if r == name:
+                row[f"{fig}_img_s"] = med((r, fig))
+        if (name, "train_arrays") in res:
+            ratio = paired((name, "train"), (name, "train_arrays"))
+            row["input_overhead"] = None if ratio is None else 1 - ratio
+        for fig in ("train", "infer"):
+            if name != EAGER and (EAGER, fig) in res:
+                row[f"{fig}_ratio"] = paired((name, fig), (EAGER, fig))
+        rows.append(row)
+    return rows
+
+
 def _machine():
     import platform
 
     import keras
-    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "keras": keras.__version__, "backend": keras.backend.backend()}
-    if has_torch():
-        import torch
-        info["torch"] = torch.__version__
+    info = {"cpu_model": _cpu_model(), "cpu_flags": _cpu_flags(), "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "keras": keras.__version__, "backend": keras.backend.backend()}
+    for module in ("tensorflow", "jax", "torch"):
+        if installed(module):
+            from importlib.metadata import version
+
+            info[module] = version(module)
     return info
+
+
+FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
+    except OSError:
+        return "unknown"
+
+
+def _cpu_flags():
+    """The vector-unit flags that decide these figures, as /proc/cpuinfo (`lscpu`) lists them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return [flag for flag in FLAGS if flag in flags]
 
 
 def _write(summary):
@@ -320,10 +390,10 @@ def _write(summary):
     write_text(os.path.join(out, "bench.csv"), table.to_csv(index=False))
     write_json(os.path.join(out, "bench.json"), summary)
     shown = table.copy()
-    for col in ("input_overhead", "input_share"):
-        if col in shown:
-            shown[col] = shown[col].map(lambda v: f"{100 * v:.1f}%")
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if "input_overhead" in shown:
+        shown["input_overhead"] = shown["input_overhead"].map(lambda v: "" if v is None or v != v else
+                                                              f"{100 * v:.1f}%")
+    print(shown.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.2f}"))
     q = summary.get("q3_head")
     if q:
         print(f"Q3 head, {q['images']} images: {q['epoch_s_rerun_base']:.2f} s/epoch re-running the base, "

@@ -128,12 +128,22 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     batches.set_epoch(ckpt.saved_epoch())
     val = CifarBatches(data.x_val, data.y_val, 500 // shards * shards, pipeline=pipeline,
                        shards=shards) if has_val else None
-    steps = None
-    if keras.backend.backend() == "tensorflow":  # the same batches, without a Python call per step
-        batches, val, steps = batches.tf_dataset(epochs), val and val.tf_dataset(), len(batches)
-    trainer.fit(batches, epochs=epochs, steps_per_epoch=steps, validation_data=val, callbacks=[ckpt, StopOnNaN()],
-                verbose=1 if verbose == 1 else 0)
+    batches, steps = fit_inputs(batches, epochs)
+    trainer.fit(batches, epochs=epochs, steps_per_epoch=steps, validation_data=fit_inputs(val)[0] if val else None,
+                callbacks=[ckpt, StopOnNaN()], verbose=1 if verbose == 1 else 0)
     return history_frame(ckpt.rows)
+
+
+def fit_inputs(batches, epochs=None):
+    """What `fit` takes for a `CifarBatches`, from its epoch up to `epochs`: `(data, steps_per_epoch)`.
+
+    On TensorFlow, the same batches as a native tf.data pipeline
+    (`CifarBatches.tf_dataset`), which spares TensorFlow the `PyDataset`
+    adapter's Python call per step; on JAX and PyTorch, `batches` itself.
+    """
+    if keras.backend.backend() == "tensorflow":
+        return batches.tf_dataset(epochs), None if epochs is None else len(batches)
+    return batches, None
 
 
 def cache_features(model, data, batch_size=256):

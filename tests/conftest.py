@@ -59,7 +59,7 @@ def copy_project(root):
     """Copy what `make sweep` needs (notebooks, params, Makefile, requirements) into `root`; return `root`."""
     for folder in ("notebooks", "params"):
         shutil.copytree(os.path.join(REPO, folder), root / folder, ignore=shutil.ignore_patterns("*.ipynb"))
-    for name in ("Makefile", "requirements.txt", "requirements-gpu.txt", "pyproject.toml"):
+    for name in ("Makefile", "requirements.txt", "requirements-cpu.txt", "requirements-gpu.txt", "pyproject.toml"):
         shutil.copy2(os.path.join(REPO, name), root / name)
     return root
 

@@ -248,3 +248,23 @@ def test_index_opens_in_a_browser_without_broken_links_or_images(project):
     finally:
         driver.quit()
         server.shutdown()
+
+
+def test_a_sweep_on_another_backend_reruns_its_runs_there_and_records_it(project):
+    """`make sweep BACKEND=torch` computes on Keras' PyTorch backend: runs finished on the test pass's backend are
+    not reused, and each run's record names the backend it ran on. (Last here: it replaces two runs.)"""
+    root, _ = project
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    other = "torch" if backend != "torch" else "tensorflow"
+    paper = [key for key in SMOKE_RUNS if key.startswith("paper/")]
+    for key in SMOKE_RUNS:
+        assert json.loads((root / "outputs" / key / "record.json").read_text())["results"]["backend"] == backend
+    proc = subprocess.run(["make", "sweep", "PROFILE=smoke", "ONLY=study_paper", f"BACKEND={other}",
+                           f"PY={sys.executable}", f"VENV={os.path.dirname(os.path.dirname(sys.executable))}",
+                           f"STAMP={root / '.venv-ready'}"], cwd=root, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert f"{len(paper)} runs to do on {other}" in out and "up to date  " not in out
+    for key in SMOKE_RUNS:
+        record = json.loads((root / "outputs" / key / "record.json").read_text())
+        assert record["results"]["backend"] == (other if key in paper else backend), key
