@@ -22,7 +22,7 @@ one for eager PyTorch (`torch eager`). Measured:
   500) on the deployed network, batch norm folded into the convolutions by
   `rk.inference_model`, float32;
 - train_jit (torch backend only): `train` with Keras' `jit_compile=True`,
-  which wraps the step in `torch.compile`;
+  which wraps the step in `torch.compile` (`--no-compile` skips it);
 - eager PyTorch: `train` is an eager loop over pre-made tensors (no
   augmentation: its best case), `infer` a `torch.no_grad()` eval loop over the
   same batches; `torch.compile` adds `train_compiled` and `infer_compiled`;
@@ -230,7 +230,7 @@ def plan(backends, default, train, infer, more, torch, compile, steps, warmup, c
         if train:
             fig[backend, "train"] = ("keras_train", backend, run)
             fig[backend, "train_arrays"] = ("keras_train", backend, {**run, "inputs": "arrays"})
-            if backend == "torch":
+            if backend == "torch" and compile:
                 fig[backend, "train_jit"] = ("keras_train", backend, {**run, "jit": True})
         if infer:
             fig[backend, "infer"] = ("keras_infer", backend, {"count": count, "precision": "float32"})
@@ -266,7 +266,8 @@ def main():
     ap.add_argument("--backends", nargs="+", choices=BACKENDS, help="Keras backends to measure (default: installed)")
     ap.add_argument("--more", action="store_true", help="also the default backend's device pipeline, bfloat16 and "
                                                         "unfolded inference, and the Q3 head epoch")
-    ap.add_argument("--no-compile", dest="compile", action="store_false", help="skip torch.compile")
+    ap.add_argument("--no-compile", dest="compile", action="store_false",
+                    help="skip torch.compile (eager PyTorch's, and Keras' jit_compile on the torch backend)")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:

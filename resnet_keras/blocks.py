@@ -8,10 +8,11 @@ summaries and weight files read cleanly.
 Defaults follow the ResNet paper (He et al., 2015) and its common PyTorch
 reproductions rather than Keras' own: He-normal convolutions (untruncated, as
 `torch.nn.init.kaiming_normal_`), batch norm after every convolution with
-momentum 0.9 and epsilon 1e-5. Keras' batch-norm defaults (momentum 0.99,
+momentum 0.9 and epsilon 1e-5 (`layers.BatchNorm`: Keras' batch norm, run by
+PyTorch's fused kernel on the torch backend). Keras' batch-norm defaults (momentum 0.99,
 epsilon 1e-3) make the moving statistics lag far behind the weights in short
 runs, which shows as validation accuracy swinging from epoch to epoch
-(measured: see README, "Learning parity with PyTorch").
+(measured: docs/reproduction.md, "Learning parity with PyTorch").
 
 Strided 3x3 convolutions pad one pixel on every side (`ZeroPadding2D(1)` and
 `padding="valid"`, PyTorch's `padding=1`), so the window is centred on the even
@@ -31,7 +32,7 @@ from keras import layers
 
 from resnet_keras.catalog import DECAY_SCOPES, SHORTCUTS
 from resnet_keras.errors import check_choice, check_number
-from resnet_keras.layers import ZeroPadShortcut
+from resnet_keras.layers import BatchNorm, ZeroPadShortcut
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -62,9 +63,9 @@ class LayerOptions:
         )(x)
 
     def bn(self, x, name):
-        return layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                                         gamma_regularizer=self.other_regularizer,
-                                         beta_regularizer=self.other_regularizer, name=name)(x)
+        return BatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                         gamma_regularizer=self.other_regularizer,
+                         beta_regularizer=self.other_regularizer, name=name)(x)
 
     def conv_bn(self, x, filters, kernel, strides, name):
         return self.bn(self.conv(x, filters, kernel, strides, name + "_conv"), name + "_bn")

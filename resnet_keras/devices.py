@@ -60,7 +60,7 @@ def set_precision(precision="auto"):
     (TPUs, recent GPUs and CPUs). The classifiers stay float32 either way.
     "auto" picks "mixed_float16" when the backend sees a GPU and "float32"
     otherwise: on this project's CPU, bfloat16 trained ResNet-20 only about
-    1.1x faster (README, "Performance"), too little to give up float32's
+    1.1x faster (docs/performance.md), too little to give up float32's
     like-for-like comparison with the paper and PyTorch; ask for it by name.
     Call it before building the model; a resumed run reloads the policy it
     was saved with.

@@ -83,8 +83,9 @@ def write_summary(outputs, runs, records):
             parts.append(COMPARISONS[name](outputs, question, results, histories))
         sections.append("\n".join(p for p in parts if p))
     ok = int((table.status == "ok").sum())
-    page = _PAGE.format(ok=ok, failed=len(table) - ok, total=len(table), when=time.strftime("%Y-%m-%d %H:%M"),
-                        sections="\n".join(sections))
+    blocked = int((table.status == "blocked").sum())
+    page = _PAGE.format(ok=ok, failed=len(table) - ok - blocked, blocked=blocked, total=len(table),
+                        when=time.strftime("%Y-%m-%d %H:%M"), sections="\n".join(sections))
     write_text(index, page)
     write_json(os.path.join(outputs, SUMMARY_FILE), {"digest": digest})
     return index
@@ -214,7 +215,7 @@ def _html_table(outputs, group):
                  if os.path.isfile(os.path.join(outputs, folder, f))]
         cells.append(f"<td>{' '.join(links)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-        if row.status == "failed":
+        if row.status in ("failed", "blocked"):
             body.append(f'<tr class="error"><td colspan="{len(shown) + 1}">{html.escape(str(row.error))}'
                         f" <small>at {html.escape(str(row['where']))}</small></td></tr>")
     return f"<table>\n<tr>{head}</tr>\n" + "\n".join(body) + "\n</table>"
@@ -229,12 +230,14 @@ th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
 th {{ background: #f3f3f3; }}
 td.ok {{ color: #176f2c; font-weight: bold; }}
 td.failed {{ color: #b00020; font-weight: bold; }}
+td.blocked {{ color: #8a5a00; font-weight: bold; }}
 tr.error td {{ background: #fff0f0; font-family: monospace; }}
 table.paper td:nth-child(5), table.paper td:nth-child(6) {{ font-weight: bold; }}
 </style></head>
 <body>
 <h1>ResNet experiments</h1>
-<p>{ok} of {total} runs complete, {failed} failed or not run. Generated {when}. Table: <a href="results.csv">results.csv</a>.</p>
+<p>{ok} of {total} runs complete, {failed} failed or not run, {blocked} blocked (inputs missing here).
+Generated {when}. Table: <a href="results.csv">results.csv</a>.</p>
 {sections}
 </body></html>
 """

@@ -7,7 +7,7 @@ is a fixed per-channel affine map, so it costs nothing once merged, while left
 alone it is one more pass over every activation (eager PyTorch pays it too).
 It also lets TensorFlow's oneDNN fuse convolution, bias, shortcut add and ReLU
 into one kernel. Measured by `make bench` on this project's 2-core CPU:
-ResNet-20 predict went from 1,283 to 1,890 images/s (README, "Performance").
+ResNet-20 predict went from 1,283 to 1,890 images/s (docs/performance.md).
 
 `precision="bfloat16"` also runs the convolutions in bfloat16 (accumulating in
 float32), which CPUs with AVX512-BF16 or AMX and recent GPUs execute at about
@@ -121,7 +121,7 @@ def predict(model, x, batch_size=500):
     of `x`: no tf.data pipeline. On this project's 2-core CPU, the prefetching
     that `model.predict` sets up left each convolution to one thread in about
     half of the processes, halving throughput (ResNet-56: 385 against 600-750
-    images/s); this loop ran at the fast rate every time (README, "Performance").
+    images/s); this loop ran at the fast rate every time (docs/performance.md).
     """
     check_int("batch_size", batch_size)
     x = np.asarray(x, np.float32)

@@ -93,3 +93,40 @@ class CropFlip(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pad": self.pad}
+
+
+@keras.saving.register_keras_serializable(package="resnet_keras")
+class BatchNorm(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization`, computed by PyTorch's fused kernel on the PyTorch backend.
+
+    Keras' PyTorch backend computes batch norm as a chain of separate tensor
+    operations (moments, subtract, multiply, add), each a pass over the
+    activations forward and again backward; `torch.nn.functional.batch_norm`
+    is one pass each way. The arithmetic is Keras': the batch is normalised
+    by its own mean and biased variance, and the moving statistics are
+    updated with the biased variance (`tests/test_models.py` compares it with
+    `BatchNormalization` on every backend). Other backends, and what the fused
+    kernel does not cover (masks, renormalisation, axes other than the last of
+    a 4-D input), use `BatchNormalization` itself.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if (keras.backend.backend() != "torch" or mask is not None or self.renorm or len(inputs.shape) != 4
+                or self.axis not in (-1, 3)):
+            return super().call(inputs, training, mask)
+        import torch
+
+        x = ops.cast(inputs, "float32").permute(0, 3, 1, 2).contiguous()  # NCHW: the kernel's fastest layout
+        gamma = ops.cast(self.gamma, "float32") if self.scale else None
+        beta = ops.cast(self.beta, "float32") if self.center else None
+        if training and self.trainable:
+            # The kernel returns the batch's mean and 1/sqrt(variance + epsilon), the biased variance's.
+            y, mean, inv_std = torch.native_batch_norm(x, gamma, beta, None, None, True, 0.0, self.epsilon)
+            variance = inv_std.detach().pow(-2) - self.epsilon
+            self.moving_mean.assign(self.moving_mean * self.momentum + mean.detach() * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        else:
+            y = torch.nn.functional.batch_norm(x, ops.cast(self.moving_mean, "float32"),
+                                               ops.cast(self.moving_variance, "float32"), gamma, beta,
+                                               training=False, eps=self.epsilon)
+        return ops.cast(y.permute(0, 2, 3, 1), self.compute_dtype)

@@ -6,7 +6,8 @@ which backend Keras uses and whether it sees a GPU (so that a run's hash can
 record the precision "auto" resolves to), whether every data set and weights
 file the runs need is on this machine or can be downloaded (downloading it
 then, once, rather than in several runs at a time), and, when asked, how fast
-a ResNet-20 trains here. `estimate` turns that speed into the time a list of
+a ResNet-20 trains here. A run whose inputs are missing is blocked
+(`blocked_runs`), with the one-line fix; the others go ahead. `estimate` turns that speed into the time a list of
 runs will take.
 
     python -m resnet_keras.preflight '{"data": [["cifar10", null, "fine"]], "measure": true}'
@@ -50,11 +51,13 @@ def _data_key(s, root):
 
 
 def probe(runs, root=".", measure=False, timeout=900):
-    """Ask a child process about this machine and the inputs of `runs`; raise ConfigError when one is missing.
+    """Ask a child process about this machine and the inputs of `runs`.
 
-    Returns {"backend", "gpu", "classes": {data key: per-class train counts}}
-    and, with `measure`, "img_per_s" (ResNet-20 training at batch 128) and
-    "startup_s" (import, build and first compiled step).
+    Returns {"backend", "gpu", "classes": {data key: per-class train counts},
+    "missing": {data key, or "imagenet": why it is missing and the fix}} and,
+    with `measure`, "img_per_s" (ResNet-20 training at batch 128) and
+    "startup_s" (import, build and first compiled step). Raises ConfigError
+    when the check itself fails, or when no run has all its inputs.
     """
     all_settings = [r.settings for r in runs]
     request = {"data": sorted({_data_key(s, root) for s in all_settings}, key=str),
@@ -71,10 +74,26 @@ def probe(runs, root=".", measure=False, timeout=900):
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise ConfigError(f"the check of this machine failed ({last}); try `make venv` again")
     answer = json.loads(lines[-1])
-    if answer.get("error"):
-        raise ConfigError(answer["error"])
     answer["classes"] = {tuple(json.loads(k)): v for k, v in answer["classes"].items()}
+    answer["missing"] = {k if k == "imagenet" else tuple(json.loads(k)): v for k, v in answer["missing"].items()}
+    blocked = blocked_runs(runs, answer, root)
+    if runs and len(blocked) == len(runs):
+        raise ConfigError(blocked[runs[0].key])
     return answer
+
+
+def blocked_runs(runs, machine, root="."):
+    """{run key: why it cannot start here, and the fix} for each of `runs` whose data or weights are missing
+    (`probe`'s "missing"; none when `machine` is a remembered answer, which holds no inputs)."""
+    missing = machine.get("missing", {})
+    blocked = {}
+    for run in runs:
+        why = missing.get(_data_key(run.settings, root))
+        if not why and run.settings.get("weights") == "imagenet":
+            why = missing.get("imagenet")
+        if why:
+            blocked[run.key] = why
+    return blocked
 
 
 # Packages whose versions decide what the probe would answer (which backend, whether it sees a GPU).
@@ -227,22 +246,23 @@ def _child(request):
 
     from resnet_keras import data, devices
 
-    answer = {"backend": keras.backend.backend(), "gpu": devices.has_gpu(), "classes": {}, "error": None}
-    try:
-        for name, data_dir, label_mode in request["data"]:
+    answer = {"backend": keras.backend.backend(), "gpu": devices.has_gpu(), "classes": {}, "missing": {}}
+    for name, data_dir, label_mode in request["data"]:
+        key = json.dumps([name, data_dir, label_mode])
+        try:
             loaded = data.load_dataset(name, data_dir, label_mode)  # downloads once, here, if it can
-            answer["classes"][json.dumps([name, data_dir, label_mode])] = np.bincount(loaded.y_train).tolist()
-        home = _keras_home()
-        cached = os.path.isfile(os.path.join(home, "models", RESNET50_NOTOP))
-        if request["imagenet"] and not cached:
-            if not data.reachable(WEIGHTS_HOST):
-                raise ConfigError(f"weights='imagenet' needs {RESNET50_NOTOP} in {home}/models/ and "
-                                  f"{WEIGHTS_HOST} cannot be reached; copy the file there, or leave those runs out "
-                                  f"(ONLY=...) or set weights: none")
+            answer["classes"][key] = np.bincount(loaded.y_train).tolist()
+        except ConfigError as e:
+            answer["missing"][key] = str(e)
+    home = _keras_home()
+    if request["imagenet"] and not os.path.isfile(os.path.join(home, "models", RESNET50_NOTOP)):
+        if data.reachable(WEIGHTS_HOST):
             keras.applications.ResNet50(include_top=False, weights="imagenet", input_shape=(32, 32, 3))
-    except ConfigError as e:
-        answer["error"] = str(e)
-    if request["measure"] and not answer["error"]:
+        else:
+            answer["missing"]["imagenet"] = (f"weights='imagenet' needs {RESNET50_NOTOP} in {home}/models/ and "
+                                             f"{WEIGHTS_HOST} cannot be reached; copy the file there, or set "
+                                             f"weights: none")
+    if request["measure"]:
         answer.update(_measure(start))
     print(json.dumps(answer), flush=True)
 

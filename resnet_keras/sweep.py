@@ -50,8 +50,8 @@ from resnet_keras.catalog import resolve_precision
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import PACKAGE_DIR, atomic_path, source_digest, write_json, write_text
 from resnet_keras.params import plan
-from resnet_keras.preflight import (MIN_CALIBRATION_S, SPEED, auto_jobs, estimate, fmt_duration, nvidia_gpus, probe,
-                                    remember, remembered, worker_environment)
+from resnet_keras.preflight import (MIN_CALIBRATION_S, SPEED, auto_jobs, blocked_runs, estimate, fmt_duration,
+                                    nvidia_gpus, probe, remember, remembered, worker_environment)
 
 
 
@@ -346,6 +346,8 @@ def main(argv=None):
             machine = probe(selected, measure=not all(k in known for k in SPEED))
             machine = {**{k: known[k] for k in SPEED if k in known}, **machine}
             remember(args.outputs, machine)
+        blocked = {key: {"run": key, "status": "blocked", "error": why, "where": "pre-flight"}
+                   for key, why in blocked_runs(selected, machine).items()}
     except ConfigError as e:
         if client is not None:
             client.close()
@@ -358,24 +360,29 @@ def main(argv=None):
         executor, jobs, workers = cluster.executor(client)
         on = f" on {workers} ({args.scheduler})"
     print(f"sweep: profile {args.profile}, {len(selected)} runs, {max(jobs, 1)} at a time{on}", flush=True)
+    for key, record in blocked.items():
+        print(f"blocked     {key}: {record['error']}", flush=True)
     try:
-        records = run_sweep(selected, args.outputs, max(jobs, 1), args.force, executor=executor,
-                            log=lambda s: print(s, flush=True), machine=machine)
+        records = run_sweep([r for r in selected if r.key not in blocked], args.outputs, max(jobs, 1), args.force,
+                            executor=executor, log=lambda s: print(s, flush=True), machine=machine)
     finally:
         if client is not None:
             local = client.cluster if args.scheduler == "local" else None
             client.close()
             if local is not None:
                 local.close()
-    others = {r.key: load_record(args.outputs, r, run_hash(r, machine)) for r in runs if r.key not in records}
-    index = write_summary(args.outputs, runs, {**records, **others})
+    others = {r.key: load_record(args.outputs, r, run_hash(r, machine)) for r in runs
+              if r.key not in records and r.key not in blocked}
+    index = write_summary(args.outputs, runs, {**records, **others, **blocked})
     failed = [k for k, r in records.items() if r["status"] != "ok"]
     ran = sum(not r.get("skipped") for r in records.values())
-    print(f"sweep: {len(records) - len(failed)} ok ({len(records) - ran} up to date), {len(failed)} failed; "
-          f"see {index}")
+    print(f"sweep: {len(records) - len(failed)} ok ({len(records) - ran} up to date), {len(failed)} failed, "
+          f"{len(blocked)} blocked; see {index}")
     for key in failed:
         print(f"  failed: {key}: {records[key]['error']} ({records[key].get('where', '')})", file=sys.stderr)
-    return 1 if failed else 0
+    for key, record in blocked.items():
+        print(f"  blocked: {key}: {record['error']}", file=sys.stderr)
+    return 1 if failed or blocked else 0
 
 
 def _check_writable(outputs):

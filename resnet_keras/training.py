@@ -40,7 +40,7 @@ def resolve_pipeline(pipeline="auto", x=None):
     "auto" picks "device" (augmentation inside the compiled step) when the
     backend sees a GPU and the inputs `x` are images, else "host": on this
     project's CPU, NumPy augmentation costs under 1% of a step and runs
-    alongside it (README, "Performance"), while a GPU waits for it.
+    alongside it (docs/performance.md), while a GPU waits for it.
     """
     check_choice("pipeline", pipeline, PIPELINE_CHOICES)
     if pipeline == "auto":

@@ -187,3 +187,29 @@ def test_truncated_weights_file_is_rejected_before_building(tmp_path):
     path.write_bytes(data[: len(data) // 3])
     with pytest.raises(ConfigError, match="is truncated or corrupt"):
         rk.build_transfer_model(10, weights=str(path))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_batch_norm_computes_what_keras_batch_normalization_computes(dtype):
+    """`layers.BatchNorm` (PyTorch's fused kernel on the torch backend) against `keras.layers.BatchNormalization`
+    with the same weights: training-mode outputs, the moving statistics after two updates, the inference output.
+    (Its gradients: the SGD steps of `tests/test_torch_equivalence.py`, against PyTorch's, on every backend.)"""
+    from resnet_keras.layers import BatchNorm
+
+    rng = np.random.default_rng(0)
+    x = (3 + 2 * rng.standard_normal((8, 5, 5, 6))).astype("float32")
+    weights = [1 + rng.random(6), rng.standard_normal(6), rng.standard_normal(6), 1 + rng.random(6)]
+    ours, theirs = (cls(momentum=0.9, epsilon=1e-5, dtype=dtype)
+                    for cls in (BatchNorm, keras.layers.BatchNormalization))
+    results = []
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+        layer.set_weights([w.astype("float32") for w in weights])
+        model = keras.Sequential([keras.Input(x.shape[1:]), layer])
+        y1 = keras.ops.convert_to_numpy(keras.ops.cast(layer(x, training=True), "float32"))
+        y2 = keras.ops.convert_to_numpy(keras.ops.cast(layer(2 * x, training=True), "float32"))
+        results.append((y1, y2, *[w.copy() for w in layer.get_weights()],
+                        keras.ops.convert_to_numpy(keras.ops.cast(model(x, training=False), "float32"))))
+    tol = 1e-5 if dtype == "float32" else 2e-2
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)

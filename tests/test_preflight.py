@@ -13,17 +13,18 @@ from resnet_keras.catalog import resolve_precision
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import source_digest
 from resnet_keras.params import Run, notebook_parameters
-from resnet_keras.preflight import GPU_SHARING, auto_jobs, estimate, probe, remember, remembered, work
+from resnet_keras.preflight import (GPU_SHARING, auto_jobs, blocked_runs, estimate, probe, remember, remembered,
+                                   work)
 from resnet_keras.sweep import is_complete, run_hash, run_sweep
 
 CPU = {"backend": "tensorflow", "gpu": False}
 GPU = {"backend": "tensorflow", "gpu": True}
 
 
-def run_of(**parameters):
-    """A study run with these parameters, its settings completed from the notebook's defaults (as `expand` does)."""
-    defaults = notebook_parameters(os.path.join(REPO, "notebooks", "study.py"))
-    return Run("q", "r", "notebooks/study.py", parameters, "params/q.yaml", settings={**defaults, **parameters})
+def run_of(name="r", notebook="study", **parameters):
+    """A run with these parameters, its settings completed from the notebook's defaults (as `expand` does)."""
+    defaults = notebook_parameters(os.path.join(REPO, "notebooks", f"{notebook}.py"))
+    return Run("q", name, f"notebooks/{notebook}.py", parameters, "params/q.yaml", settings={**defaults, **parameters})
 
 
 def test_hash_records_the_precision_auto_resolves_to_and_the_backend():
@@ -78,9 +79,28 @@ def test_probe_reports_the_backend_and_the_data(tiny_data, monkeypatch):
     assert answer["classes"] == {("cifar10", tiny_data, "fine"): [6] * 10}
 
 
-def test_probe_names_missing_data_in_one_line(tmp_path):
+def test_probe_names_missing_data_in_one_line_when_no_run_can_start(tmp_path):
     with pytest.raises(ConfigError, match=f"data_dir='{tmp_path}' has no cifar-10-batches-py/ folder"):
         probe([run_of(depth=20, data_dir=str(tmp_path))], REPO)
+
+
+def test_probe_blocks_only_the_runs_whose_data_is_missing(tiny_data, tmp_path):
+    here, missing = run_of("here", depth=8, data_dir=tiny_data), run_of("missing", depth=8, data_dir=str(tmp_path))
+    answer = probe([here, missing], REPO)
+    why = (f"data_dir='{tmp_path}' has no cifar-10-batches-py/ folder; point it at a folder holding the official "
+           f"CIFAR python layout")
+    assert answer["classes"] == {("cifar10", tiny_data, "fine"): [6] * 10}
+    assert answer["missing"] == {("cifar10", str(tmp_path), "fine"): why}
+    assert blocked_runs([here, missing], answer, REPO) == {"q/missing": why}
+
+
+def test_runs_that_need_missing_imagenet_weights_are_blocked_and_the_others_are_not(tiny_data):
+    why = "weights='imagenet' needs resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 in ...; copy the file there"
+    runs = [run_of("imagenet", "q3_transfer", data_dir=tiny_data, weights="imagenet"),
+            run_of("none", "q3_transfer", data_dir=tiny_data, weights="none"), run_of("scratch", data_dir=tiny_data)]
+    machine = {**CPU, "classes": {("cifar10", tiny_data, "fine"): [6] * 10}, "missing": {"imagenet": why}}
+    assert blocked_runs(runs, machine, REPO) == {"q/imagenet": why}
+    assert blocked_runs(runs, CPU, REPO) == {}  # a remembered answer holds no inputs: nothing is blocked
 
 
 ENV_NOTEBOOK = textwrap.dedent('''\

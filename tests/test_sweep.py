@@ -189,7 +189,9 @@ def test_failing_and_diverging_runs_are_reported_and_do_not_stop_others(project,
     assert len(pd.read_csv(root / "outputs" / "qnan" / "diverges" / "history.csv")) < 50
 
 
-def test_missing_data_stops_the_sweep_before_any_run_with_one_line(project, tmp_path):
+def test_runs_whose_data_is_missing_are_blocked_and_the_others_go_ahead(project, tmp_path):
+    """A run whose inputs are missing is listed with its fix, shown as blocked, and fails the exit status; the rest
+    of the sweep goes on. When no run can start, the sweep stops at once with one line."""
     root, _ = project
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -197,12 +199,19 @@ def test_missing_data_stops_the_sweep_before_any_run_with_one_line(project, tmp_
         "question": "qnodata", "notebook": "notebooks/q1_scratch.py", "name": "no-data",
         "parameters": {"data_dir": str(empty), "epochs": 1}}))
     try:
-        code, out = sweep(root, "--force")
+        code, out = sweep(root)
+        alone, alone_out = sweep(root, "--only", "qnodata")
     finally:
         (root / "params" / "qnodata.yaml").unlink()
-    assert code == 2
-    assert out.strip() == (f"sweep: data_dir='{empty}' has no cifar-10-batches-py/ folder; point it at a folder "
-                           f"holding the official CIFAR python layout")
+    why = (f"data_dir='{empty}' has no cifar-10-batches-py/ folder; point it at a folder holding the official CIFAR "
+           f"python layout")
+    assert code == 1, out
+    assert f"blocked     qnodata/no-data: {why}" in out and f"  blocked: qnodata/no-data: {why}" in out
+    assert out.count("up to date  ") == len(SMOKE_RUNS) and "0 failed, 1 blocked" in out
+    results = pd.read_csv(root / "outputs" / "results.csv").set_index("question")
+    assert results.loc["qnodata", "status"] == "blocked" and results.loc["qnodata", "error"] == why
+    assert "1 blocked (inputs missing here)" in (root / "outputs" / "index.html").read_text()
+    assert alone == 2 and alone_out.strip() == f"sweep: {why}"
     assert not (root / "outputs" / "qnodata").exists()
 
 

@@ -110,7 +110,7 @@ def test_same_parameters_after_sgd_steps_with_momentum_and_weight_decay(n, short
     checked = 0
     for torch_name, (layer, index) in keras_name_of(net).items():
         if torch_name.endswith("running_var"):
-            continue  # PyTorch updates it with the unbiased batch variance, Keras with the biased one (README)
+            continue  # PyTorch updates it with the unbiased batch variance, Keras with the biased one (docs/)
         ours = keras.ops.convert_to_numpy(model.get_layer(layer).weights[index])
         ref = to_keras_layout(state[torch_name])
         # rtol 1e-3, relative to the tensor's scale (elements near 0 have no relative precision to speak of)
