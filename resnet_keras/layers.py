@@ -101,8 +101,11 @@ class BatchNorm(keras.layers.BatchNormalization):
 
     Keras' PyTorch backend computes batch norm as a chain of separate tensor
     operations (moments, subtract, multiply, add), each a pass over the
-    activations forward and again backward; `torch.nn.functional.batch_norm`
-    is one pass each way. The arithmetic is Keras': the batch is normalised
+    activations forward and again backward; PyTorch's own kernel
+    (`torch.native_batch_norm`, what `torch.nn.BatchNorm2d` runs) is one pass
+    each way, and also returns the batch statistics that the moving averages
+    need. Measured on a 2-core AVX-512 CPU: ResNet-20 training 89 -> 101
+    images/s on the torch backend (docs/performance.md). The arithmetic is Keras': the batch is normalised
     by its own mean and biased variance, and the moving statistics are
     updated with the biased variance (`tests/test_models.py` compares it with
     `BatchNormalization` on every backend). Other backends, and what the fused
