@@ -129,8 +129,9 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     val = CifarBatches(data.x_val, data.y_val, 500 // shards * shards, pipeline=pipeline,
                        shards=shards) if has_val else None
     batches, steps = fit_inputs(batches, epochs)
+    # shuffle=False: the batches shuffle themselves, seeded per epoch (Keras' default would only warn on tf.data).
     trainer.fit(batches, epochs=epochs, steps_per_epoch=steps, validation_data=fit_inputs(val)[0] if val else None,
-                callbacks=[ckpt, StopOnNaN()], verbose=1 if verbose == 1 else 0)
+                shuffle=False, callbacks=[ckpt, StopOnNaN()], verbose=1 if verbose == 1 else 0)
     return history_frame(ckpt.rows)
 
 
