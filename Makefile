@@ -55,7 +55,7 @@ data:
 
 # Everything on TensorFlow (the default backend), then what exercises models,
 # training or inference (tests marked `backend`) again on JAX and on PyTorch
-# (about 3 and 1.5 minutes on 2 cores). Each pass runs
+# (measured on 2 cores: about 4 and 2 minutes). Each pass runs
 # TEST_JOBS pytest processes (pytest-xdist; 0: one process), a test file in
 # one of them: tracing or compiling a step and starting a notebook's kernel
 # are single-threaded, so one process leaves a second core mostly idle.

@@ -9,9 +9,9 @@ Defaults follow the ResNet paper (He et al., 2015) and its common PyTorch
 reproductions rather than Keras' own: He-normal convolutions (untruncated, as
 `torch.nn.init.kaiming_normal_`), batch norm after every convolution with
 momentum 0.9 and epsilon 1e-5 (`layers.BatchNorm`: Keras' batch norm, run by
-PyTorch's fused kernel on the torch backend). Keras' batch-norm defaults (momentum 0.99,
-epsilon 1e-3) make the moving statistics lag far behind the weights in short
-runs, which shows as validation accuracy swinging from epoch to epoch
+PyTorch's fused kernel on the torch backend). Keras' batch-norm defaults
+(momentum 0.99, epsilon 1e-3) make the moving statistics lag far behind the
+weights in short runs, which shows as validation accuracy swinging from epoch to epoch
 (measured: docs/reproduction.md, "Learning parity with PyTorch").
 
 Strided 3x3 convolutions pad one pixel on every side (`ZeroPadding2D(1)` and

@@ -18,8 +18,8 @@ SUMMARY_FILE = ".summary.json"  # in the outputs folder: what the index was last
 
 COLUMNS = ["question", "run", "status", "dataset", "model", "family", "depth", "params", "optimizer", "batch_size",
            "epochs", "best_val_accuracy", "final_val_accuracy", "test_accuracy", "train_val_gap", "train_time_s",
-           "epoch_time_s", "latency_ms", "throughput_img_s", "elapsed_s", "backend", "host", "worker", "weights", "seed",
-           "error", "where", "report"]
+           "epoch_time_s", "latency_ms", "throughput_img_s", "elapsed_s", "backend", "host", "worker", "weights",
+           "seed", "error", "where", "report"]
 
 
 def results_table(outputs, runs, records):

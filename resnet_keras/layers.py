@@ -105,9 +105,9 @@ class BatchNorm(keras.layers.BatchNormalization):
     (`torch.native_batch_norm`, what `torch.nn.BatchNorm2d` runs) is one pass
     each way, and also returns the batch statistics that the moving averages
     need. Measured on a 2-core AVX-512 CPU: ResNet-20 training 89 -> 101
-    images/s on the torch backend (docs/performance.md). The arithmetic is Keras': the batch is normalised
-    by its own mean and biased variance, and the moving statistics are
-    updated with the biased variance (`tests/test_models.py` compares it with
+    images/s on the torch backend (docs/performance.md). The arithmetic is
+    Keras': the batch is normalised by its own mean and biased variance, and
+    the moving statistics are updated with the biased variance (`tests/test_models.py` compares it with
     `BatchNormalization` on every backend). Other backends, and what the fused
     kernel does not cover (masks, renormalisation, axes other than the last of
     a 4-D input), use `BatchNormalization` itself.

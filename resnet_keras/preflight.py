@@ -7,8 +7,8 @@ record the precision "auto" resolves to), whether every data set and weights
 file the runs need is on this machine or can be downloaded (downloading it
 then, once, rather than in several runs at a time), and, when asked, how fast
 a ResNet-20 trains here. A run whose inputs are missing is blocked
-(`blocked_runs`), with the one-line fix; the others go ahead. `estimate` turns that speed into the time a list of
-runs will take.
+(`blocked_runs`), with the one-line fix; the others go ahead. `estimate`
+turns that speed into the time a list of runs will take.
 
     python -m resnet_keras.preflight '{"data": [["cifar10", null, "fine"]], "measure": true}'
 """

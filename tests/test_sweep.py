@@ -21,6 +21,14 @@ SMOKE_RUNS = ["q1/cifar10-resnet8-adam", "q2/cifar10-resnet8-sgd-b32", "q3/cifar
               "architectures/imagenet-18", "paper/resnet-20", "paper/plain-20", "preact100/preact-8-w1"]
 
 
+def make_sweep(root, *args):
+    """`make sweep PROFILE=smoke ARGS...` in `root`, with the running environment standing for make's .venv (its
+    stamp `root/.venv-ready`, newer than the requirements); return the finished process."""
+    return subprocess.run(["make", "sweep", "PROFILE=smoke", *args, f"PY={sys.executable}",
+                           f"VENV={os.path.dirname(os.path.dirname(sys.executable))}", f"STAMP={root / '.venv-ready'}"],
+                          cwd=root, capture_output=True, text=True, timeout=900)
+
+
 def sweep(root, *args, env=None):
     """Run the sweep CLI in `root` (with `env` added to the environment); return (exit code, output)."""
     proc = subprocess.run([sys.executable, "-m", "resnet_keras.sweep", "--profile", "smoke", *args], cwd=root,
@@ -36,12 +44,9 @@ def project(tmp_path_factory):
     time although it has two threads. `make` writes the tiny data and the notebooks' .ipynb copies first.
     """
     root = copy_project(tmp_path_factory.mktemp("project"))
-    ready = root / ".venv-ready"  # the running environment stands for make's .venv, newer than its requirements
-    ready.touch()
+    (root / ".venv-ready").touch()  # `make_sweep`'s stand-in for make's .venv
     with dask_cluster(root, nthreads=2, resources="GPU=1") as (address, _):
-        proc = subprocess.run(["make", "sweep", "PROFILE=smoke", f"SCHEDULER={address}", f"PY={sys.executable}",
-                               f"VENV={os.path.dirname(os.path.dirname(sys.executable))}", f"STAMP={ready}"],
-                              cwd=root, capture_output=True, text=True, timeout=900)
+        proc = make_sweep(root, f"SCHEDULER={address}")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert f"{len(SMOKE_RUNS)} runs, 2 at a time on 2 Dask GPU workers ({address})" in out
@@ -268,9 +273,7 @@ def test_a_sweep_on_another_backend_reruns_its_runs_there_and_records_it(project
     paper = [key for key in SMOKE_RUNS if key.startswith("paper/")]
     for key in SMOKE_RUNS:
         assert json.loads((root / "outputs" / key / "record.json").read_text())["results"]["backend"] == backend
-    proc = subprocess.run(["make", "sweep", "PROFILE=smoke", "ONLY=study_paper", f"BACKEND={other}",
-                           f"PY={sys.executable}", f"VENV={os.path.dirname(os.path.dirname(sys.executable))}",
-                           f"STAMP={root / '.venv-ready'}"], cwd=root, capture_output=True, text=True, timeout=900)
+    proc = make_sweep(root, "ONLY=study_paper", f"BACKEND={other}")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert f"{len(paper)} runs to do on {other}" in out and "up to date  " not in out
