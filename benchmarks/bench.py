@@ -23,6 +23,9 @@ one for eager PyTorch (`torch eager`). Measured:
   `rk.inference_model`, float32;
 - train_jit (torch backend only): `train` with Keras' `jit_compile=True`,
   which wraps the step in `torch.compile` (`--no-compile` skips it);
+- train_channels_last (torch backend, with `--more`): `train` with the
+  network built channels last, as on the other backends, instead of the
+  torch backend's native channels first (`rk.blocks.native_data_format`);
 - eager PyTorch: `train` is an eager loop over pre-made tensors (no
   augmentation: its best case), `infer` a `torch.no_grad()` eval loop over the
   same batches; `torch.compile` adds `train_compiled` and `infer_compiled`;
@@ -54,16 +57,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # ---------------------------------------------------------------- workers (run in a subprocess each)
 
-def _keras_train(n, batch, steps, warmup, inputs="pipeline", precision="float32", jit=False):
+def _keras_train(n, batch, steps, warmup, inputs="pipeline", precision="float32", jit=False, data_format=None):
     """Images/s of `fit`; inputs: "pipeline" (what `rk.train` fits), "device" (the device pipeline), "arrays"
-    (in-memory float32 arrays), "cached" (one batch through a PyDataset)."""
+    (in-memory float32 arrays), "cached" (one batch through a PyDataset); data_format: the activations' layout
+    (default: the backend's native one, `rk.blocks.native_data_format`)."""
     import numpy as np
 
     import resnet_keras as rk
 
     rk.set_seed(0)
     rk.set_precision(precision)
-    model = rk.build_resnet(6 * n + 2)  # the reference networks take n, blocks per stage
+    model = rk.build_resnet(6 * n + 2, data_format=data_format)  # the reference networks take n, blocks per stage
     pipeline = "device" if inputs == "device" else "host"
     trainer = rk.training.compile_for_training(model, "sgd", 0.1, pipeline=pipeline)  # what `rk.train` fits
     if jit:
@@ -232,6 +236,8 @@ def plan(backends, default, train, infer, more, torch, compile, steps, warmup, c
             fig[backend, "train_arrays"] = ("keras_train", backend, {**run, "inputs": "arrays"})
             if backend == "torch" and compile:
                 fig[backend, "train_jit"] = ("keras_train", backend, {**run, "jit": True})
+            if backend == "torch" and more:  # what the native channels-first layout buys
+                fig[backend, "train_channels_last"] = ("keras_train", backend, {**run, "data_format": "channels_last"})
         if infer:
             fig[backend, "infer"] = ("keras_infer", backend, {"count": count, "precision": "float32"})
         if more and backend == default:
@@ -265,7 +271,7 @@ def main():
     ap.add_argument("--depths", type=int, nargs="+", default=[20, 56], help="CIFAR ResNets to measure (6n+2)")
     ap.add_argument("--backends", nargs="+", choices=BACKENDS, help="Keras backends to measure (default: installed)")
     ap.add_argument("--more", action="store_true", help="also the default backend's device pipeline, bfloat16 and "
-                                                        "unfolded inference, and the Q3 head epoch")
+                    "unfolded inference, the torch backend channels last, and the Q3 head epoch")
     ap.add_argument("--no-compile", dest="compile", action="store_false",
                     help="skip torch.compile (eager PyTorch's, and Keras' jit_compile on the torch backend)")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)

@@ -36,14 +36,36 @@ from resnet_keras.layers import BatchNorm, ZeroPadShortcut
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
+DATA_FORMATS = ("channels_last", "channels_first")
+
+
+def native_data_format():
+    """The activation layout each backend's CPU kernels run fastest: channels first on PyTorch.
+
+    Keras' PyTorch backend runs every channels-last convolution as two copies
+    of its input (to NCHW, then to PyTorch's channels-last memory format) and
+    a permuted output; with channels first the activations go straight to the
+    kernel. TensorFlow's CPU convolutions want channels last, and XLA (JAX)
+    picks its own layout. Weights have the same shapes in both layouts, and
+    models take `(batch, h, w, 3)` pixels either way.
+    """
+    return "channels_first" if keras.backend.backend() == "torch" else "channels_last"
 
 
 class LayerOptions:
-    """Layer settings shared by every block of one network."""
+    """Layer settings shared by every block of one network.
 
-    def __init__(self, weight_decay=0.0, bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, decay_scope="all"):
+    `data_format`: the activations' layout, "channels_last" `(batch, h, w, c)`
+    or "channels_first" `(batch, c, h, w)`; None picks `native_data_format()`.
+    """
+
+    def __init__(self, weight_decay=0.0, bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, decay_scope="all",
+                 data_format=None):
         check_number("weight_decay", weight_decay)
         check_choice("decay_scope", decay_scope, DECAY_SCOPES)
+        self.data_format = data_format or native_data_format()
+        check_choice("data_format", self.data_format, DATA_FORMATS)
+        self.channel_axis = 1 if self.data_format == "channels_first" else -1
         # Coupled L2, as the paper and PyTorch's `SGD(weight_decay=wd)`: the
         # gradient of wd/2 * |w|^2 is wd * w.
         self.regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
@@ -54,16 +76,16 @@ class LayerOptions:
     def conv(self, x, filters, kernel, strides, name):
         padding = "same"
         if strides > 1 and kernel > 1:  # centre the window on the pixels the shortcut samples (module docstring)
-            x = layers.ZeroPadding2D(kernel // 2, name=name + "_pad")(x)
+            x = layers.ZeroPadding2D(kernel // 2, data_format=self.data_format, name=name + "_pad")(x)
             padding = "valid"
         return layers.Conv2D(
-            filters, kernel, strides=strides, padding=padding, use_bias=False,
+            filters, kernel, strides=strides, padding=padding, data_format=self.data_format, use_bias=False,
             kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal"),
             kernel_regularizer=self.regularizer, name=name,
         )(x)
 
     def bn(self, x, name):
-        return BatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+        return BatchNorm(axis=self.channel_axis, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                          gamma_regularizer=self.other_regularizer,
                          beta_regularizer=self.other_regularizer, name=name)(x)
 
@@ -78,10 +100,10 @@ def _shortcut(x, filters, strides, shortcut, opts, name, preactivated=None):
     block's `preactivated` input, as in He et al.'s (2016) reference code; in
     post-activation blocks it is a 1x1 convolution of `x` and batch norm.
     """
-    if strides == 1 and x.shape[-1] == filters:
+    if strides == 1 and x.shape[opts.channel_axis] == filters:
         return x
     if shortcut == "zero_pad":
-        return ZeroPadShortcut(filters, strides, name=name + "_pad")(x)
+        return ZeroPadShortcut(filters, strides, data_format=opts.data_format, name=name + "_pad")(x)
     if preactivated is not None:
         return opts.conv(preactivated, filters, 1, strides, name + "_conv")
     return opts.conv_bn(x, filters, 1, strides, name)
@@ -91,7 +113,7 @@ def residual_block(x, filters, downsample=False, shortcut="projection", plain=Fa
     """Basic block (v1): 3x3 conv, BN, ReLU, 3x3 conv, BN, add shortcut, ReLU.
 
     Args:
-        x: input tensor `(batch, h, w, c)`.
+        x: input tensor `(batch, h, w, c)` (`(batch, c, h, w)` if `opts` is channels first).
         filters: output channels.
         downsample: stride 2 in the first convolution (and the shortcut).
         shortcut: "projection" (1x1 conv + BN when the shape changes) or
@@ -100,7 +122,7 @@ def residual_block(x, filters, downsample=False, shortcut="projection", plain=Fa
         opts: shared layer settings; defaults when None.
         name: prefix of the layer names.
     Returns:
-        tensor `(batch, h/s, w/s, filters)`.
+        tensor `(batch, h/s, w/s, filters)`, in the layout of `x`.
     """
     check_choice("shortcut", shortcut, SHORTCUTS)
     opts = opts or LayerOptions()

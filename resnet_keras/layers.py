@@ -12,33 +12,41 @@ from keras import ops
 class ZeroPadShortcut(keras.layers.Layer):
     """The paper's option-A shortcut: subsample by `strides`, zero-pad channels.
 
-    Input `(batch, h, w, c)`, output `(batch, ceil(h/s), ceil(w/s), filters)`.
-    Extra channels are split evenly before and after the existing ones, as in
-    the reference CIFAR implementations. No weights.
+    Input `(batch, h, w, c)` (`(batch, c, h, w)` with `data_format=
+    "channels_first"`), output `(batch, ceil(h/s), ceil(w/s), filters)` in the
+    same layout. Extra channels are split evenly before and after the existing
+    ones, as in the reference CIFAR implementations. No weights.
     """
 
-    def __init__(self, filters, strides=2, **kwargs):
+    def __init__(self, filters, strides=2, data_format="channels_last", **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.strides = int(strides)
+        self.data_format = data_format
 
     def call(self, x):
         s = self.strides
+        first = self.data_format == "channels_first"
         if s > 1:
-            x = x[:, ::s, ::s, :]
-        extra = self.filters - x.shape[-1]
+            x = x[:, :, ::s, ::s] if first else x[:, ::s, ::s, :]
+        extra = self.filters - x.shape[1 if first else -1]
         if extra > 0:
-            x = ops.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
+            channels = [extra // 2, extra - extra // 2]
+            x = ops.pad(x, [[0, 0], channels, [0, 0], [0, 0]] if first else [[0, 0], [0, 0], [0, 0], channels])
         return x
 
     def compute_output_shape(self, input_shape):
-        b, h, w, _ = input_shape
         s = self.strides
         ceil = lambda d: None if d is None else -(-d // s)  # noqa: E731
+        if self.data_format == "channels_first":
+            b, _, h, w = input_shape
+            return (b, self.filters, ceil(h), ceil(w))
+        b, h, w, _ = input_shape
         return (b, ceil(h), ceil(w), self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides,
+                "data_format": self.data_format}
 
 
 @keras.saving.register_keras_serializable(package="resnet_keras")
@@ -114,12 +122,16 @@ class BatchNorm(keras.layers.BatchNormalization):
     """
 
     def call(self, inputs, training=None, mask=None):
+        channels_first = self.axis == 1
         if (keras.backend.backend() != "torch" or mask is not None or self.renorm or len(inputs.shape) != 4
-                or self.axis not in (-1, 3)):
+                or self.axis not in (-1, 1, 3)):
             return super().call(inputs, training, mask)
         import torch
 
-        x = ops.cast(inputs, "float32").permute(0, 3, 1, 2).contiguous()  # NCHW: the kernel's fastest layout
+        x = ops.cast(inputs, "float32")
+        if not channels_first:
+            x = x.permute(0, 3, 1, 2)
+        x = x.contiguous()  # NCHW: the kernel's fastest layout
         gamma = ops.cast(self.gamma, "float32") if self.scale else None
         beta = ops.cast(self.beta, "float32") if self.center else None
         if training and self.trainable:
@@ -132,4 +144,4 @@ class BatchNorm(keras.layers.BatchNormalization):
             y = torch.nn.functional.batch_norm(x, ops.cast(self.moving_mean, "float32"),
                                                ops.cast(self.moving_variance, "float32"), gamma, beta,
                                                training=False, eps=self.epsilon)
-        return ops.cast(y.permute(0, 2, 3, 1), self.compute_dtype)
+        return ops.cast(y if channels_first else y.permute(0, 2, 3, 1), self.compute_dtype)

@@ -4,8 +4,10 @@ Builders stack the blocks of `blocks.py` into stages. The classifier starts
 as PyTorch's `nn.Linear` does (uniform in +-1/sqrt(fan_in) for weights and
 bias; Keras' Glorot uniform starts with logits about twice as large).
 
-Every model takes raw RGB pixels in [0, 255] and normalises them itself, so a
-saved `.h5` needs no preprocessing code to be used. Models end in a layer of
+Every model takes raw RGB pixels `(batch, h, w, 3)` in [0, 255] and normalises
+them itself, so a saved `.h5` needs no preprocessing code to be used. On the
+PyTorch backend the network then runs channels first, PyTorch's own layout
+(`blocks.native_data_format`); the weights are the same in either layout. Models end in a layer of
 logits (`"logits"`) followed by a softmax (`"predictions"`): they output
 probabilities, and training computes the loss from the logits
 (`training.training_model`), which is stable on every backend. The transfer
@@ -24,15 +26,17 @@ CIFAR10_MEAN = (125.31, 122.95, 113.87)
 CIFAR10_STD = (62.99, 62.09, 66.70)
 
 
-def _input(input_shape, mean, std):
+def _input(input_shape, mean, std, opts):
     inputs = keras.Input(shape=input_shape, name="pixels")
     variance = [s * s for s in std]
     x = layers.Normalization(mean=list(mean), variance=variance, name="normalize")(inputs)
+    if opts.data_format == "channels_first":
+        x = layers.Permute((3, 1, 2), name="to_channels_first")(x)
     return inputs, x
 
 
-def _head(x, num_classes, dropout, opts, name_prefix=""):
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+def _head(x, num_classes, dropout, opts):
+    x = layers.GlobalAveragePooling2D(data_format=opts.data_format, name="avg_pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
     bound = 1.0 / x.shape[-1] ** 0.5  # PyTorch's nn.Linear default
@@ -54,7 +58,7 @@ def _stack(x, stages, block, shortcut, plain, opts):
 
 def build_resnet(depth=20, num_classes=10, version="v1", shortcut="projection", width=1, plain=False,
                  input_shape=(32, 32, 3), dropout=0.0, weight_decay=0.0, mean=CIFAR10_MEAN, std=CIFAR10_STD,
-                 bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, decay_scope="all", name=None):
+                 bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, decay_scope="all", data_format=None, name=None):
     """CIFAR ResNet with `depth` = 6n+2 weight layers (He et al. 2015, section 4.2).
 
     A 3x3 stem with 16*width filters, three stages of n blocks with 16, 32, 64
@@ -73,6 +77,10 @@ def build_resnet(depth=20, num_classes=10, version="v1", shortcut="projection", 
         weight_decay: coupled L2 (paper: 1e-4), on every parameter or, with
             `decay_scope="kernels"`, on conv and dense kernels only.
         mean, std: per-channel pixel statistics on 0..255 used to normalise.
+        data_format: the layout of the activations inside the network,
+            "channels_last" or "channels_first"; None: the backend's fastest
+            (`blocks.native_data_format`: channels first on PyTorch). The
+            weights and the input pixels are the same either way.
     Returns:
         an uncompiled `keras.Model` from pixels `(batch, h, w, 3)` to class
         probabilities `(batch, num_classes)`.
@@ -83,8 +91,8 @@ def build_resnet(depth=20, num_classes=10, version="v1", shortcut="projection", 
     check_choice("shortcut", shortcut, SHORTCUTS)
     check_int("width", width)
     check_number("dropout", dropout, maximum=0.99)
-    opts = LayerOptions(weight_decay, bn_momentum, bn_epsilon, decay_scope)
-    inputs, x = _input(input_shape, mean, std)
+    opts = LayerOptions(weight_decay, bn_momentum, bn_epsilon, decay_scope, data_format)
+    inputs, x = _input(input_shape, mean, std, opts)
     if version == "v1":
         x = layers.ReLU(name="stem_relu")(opts.conv_bn(x, 16 * width, 3, 1, "stem"))
         x = _stack(x, [(16 * width, n, 1), (32 * width, n, 2), (64 * width, n, 2)], residual_block, shortcut,
@@ -100,7 +108,7 @@ def build_resnet(depth=20, num_classes=10, version="v1", shortcut="projection", 
 
 
 def build_imagenet_resnet(depth=18, num_classes=10, input_shape=(32, 32, 3), dropout=0.0, weight_decay=0.0,
-                          mean=CIFAR10_MEAN, std=CIFAR10_STD, decay_scope="all", name=None):
+                          mean=CIFAR10_MEAN, std=CIFAR10_STD, decay_scope="all", data_format=None, name=None):
     """ImageNet-style ResNet-18/34/50 with a CIFAR stem (3x3 conv, no max-pool).
 
     Stages of 64, 128, 256, 512 filters (strides 1, 2, 2, 2), basic blocks for
@@ -112,8 +120,8 @@ def build_imagenet_resnet(depth=18, num_classes=10, input_shape=(32, 32, 3), dro
     check_int("num_classes", num_classes, minimum=2)
     kind, blocks = IMAGENET_BLOCKS[depth]
     block = residual_block if kind == "basic" else bottleneck_block
-    opts = LayerOptions(weight_decay, decay_scope=decay_scope)
-    inputs, x = _input(input_shape, mean, std)
+    opts = LayerOptions(weight_decay, decay_scope=decay_scope, data_format=data_format)
+    inputs, x = _input(input_shape, mean, std, opts)
     x = layers.ReLU(name="stem_relu")(opts.conv_bn(x, 64, 3, 1, "stem"))
     stages = [(f, b, 1 if i == 0 else 2) for i, (f, b) in enumerate(zip((64, 128, 256, 512), blocks))]
     x = _stack(x, stages, block, "projection", False, opts)

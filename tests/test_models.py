@@ -78,13 +78,53 @@ def test_zero_pad_shortcut_subsamples_and_pads_channels():
     assert y.shape == (2, 2, 2, 8)
     np.testing.assert_array_equal(y[..., 2:5], x[:, ::2, ::2, :])
     assert not y[..., :2].any() and not y[..., 5:].any()
+    first = keras.ops.convert_to_numpy(rk.layers.ZeroPadShortcut(8, 2, "channels_first")(x.transpose(0, 3, 1, 2)))
+    np.testing.assert_array_equal(first, y.transpose(0, 3, 1, 2))
 
 
-def test_blocks_give_documented_shapes():
-    x = keras.Input((16, 16, 32))
-    assert rk.residual_block(x, 64, downsample=True).shape == (None, 8, 8, 64)
-    assert rk.preact_block(x, 32, name="p").shape == (None, 16, 16, 32)
-    assert rk.bottleneck_block(x, 16, downsample=True, name="b").shape == (None, 8, 8, 64)
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_blocks_give_documented_shapes(data_format):
+    opts = rk.blocks.LayerOptions(data_format=data_format)
+    shape = (lambda h, w, c: (c, h, w)) if data_format == "channels_first" else (lambda h, w, c: (h, w, c))
+    x = keras.Input(shape(16, 16, 32))
+    assert rk.residual_block(x, 64, downsample=True, opts=opts).shape == (None, *shape(8, 8, 64))
+    assert rk.preact_block(x, 32, opts=opts, name="p").shape == (None, *shape(16, 16, 32))
+    assert rk.bottleneck_block(x, 16, downsample=True, opts=opts, name="b").shape == (None, *shape(8, 8, 64))
+
+
+def test_networks_run_channels_first_on_pytorch_and_channels_last_elsewhere():
+    model = rk.build_resnet(8)
+    expected = "channels_first" if keras.backend.backend() == "torch" else "channels_last"
+    assert {layer.data_format for layer in model.layers if isinstance(layer, keras.layers.Conv2D)} == {expected}
+    assert model.input_shape == (None, 32, 32, 3)  # pixels in the same layout on every backend
+
+
+@pytest.mark.parametrize("family,shortcut", [("resnet", "zero_pad"), ("preact", "projection")])
+def test_both_layouts_compute_the_same_network(family, shortcut):
+    """Channels first (the PyTorch backend's) and channels last, with the same weights: the same
+    probabilities, the same SGD step and batch-norm statistics, and each saved model loads in the other's
+    place; so the reference-equivalence tests, run in the native layout, cover both."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (16, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, 16).astype("int32")
+    models = [rk.build_model(family, 8, shortcut=shortcut, weight_decay=1e-4, data_format=f)
+              for f in ("channels_last", "channels_first")]
+    models[1].set_weights(models[0].get_weights())
+    for model in models:
+        trainer = rk.training.compile_for_training(model, "sgd", 0.1)
+        trainer.train_on_batch(x, y)
+    last, first = models
+    for a, b in zip(last.get_weights(), first.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(last.predict(x, verbose=0), first.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
+
+
+def test_both_layouts_fold_for_inference():
+    model = rk.build_resnet(8, data_format="channels_first")
+    folded = rk.inference_model(model)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("depth,params", [(18, 11_173_962), (34, 21_282_122)])
@@ -115,16 +155,18 @@ def test_weight_decay_covers_every_parameter_by_default_like_pytorch_sgd():
     assert float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses)) == pytest.approx(expected, rel=1e-5)
 
 
-def test_strided_convolutions_are_centred_on_the_pixels_the_shortcut_samples():
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_strided_convolutions_are_centred_on_the_pixels_the_shortcut_samples(data_format):
     """A stride-2 3x3 convolution with a centre-only kernel must equal option A's x[::2, ::2]."""
-    inputs = keras.Input((8, 8, 1))
-    opts = rk.blocks.LayerOptions()
-    model = keras.Model(inputs, opts.conv(inputs, 1, 3, 2, "c"))
+    shape = (1, 8, 8) if data_format == "channels_first" else (8, 8, 1)  # one channel: the same pixels
+    inputs = keras.Input(shape)
+    model = keras.Model(inputs, rk.blocks.LayerOptions(data_format=data_format).conv(inputs, 1, 3, 2, "c"))
     kernel = np.zeros((3, 3, 1, 1), np.float32)
     kernel[1, 1] = 1.0
     model.get_layer("c").set_weights([kernel])
-    x = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype(np.float32)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), x[:, ::2, ::2, :], atol=1e-6)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8)).astype(np.float32)
+    y = keras.ops.convert_to_numpy(model(x.reshape(2, *shape)))
+    np.testing.assert_allclose(y.reshape(2, 4, 4), x[:, ::2, ::2], atol=1e-6)
 
 
 def test_transfer_model_freezes_base_and_trains_head_only():
@@ -189,8 +231,9 @@ def test_truncated_weights_file_is_rejected_before_building(tmp_path):
         rk.build_transfer_model(10, weights=str(path))
 
 
+@pytest.mark.parametrize("axis", [-1, 1])
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
-def test_batch_norm_computes_what_keras_batch_normalization_computes(dtype):
+def test_batch_norm_computes_what_keras_batch_normalization_computes(dtype, axis):
     """`layers.BatchNorm` (PyTorch's fused kernel on the torch backend) against `keras.layers.BatchNormalization`
     with the same weights: training-mode outputs, the moving statistics after two updates, the inference output.
     (Its gradients: the SGD steps of `tests/test_torch_equivalence.py`, against PyTorch's, on every backend.)"""
@@ -198,8 +241,9 @@ def test_batch_norm_computes_what_keras_batch_normalization_computes(dtype):
 
     rng = np.random.default_rng(0)
     x = (3 + 2 * rng.standard_normal((8, 5, 5, 6))).astype("float32")
+    x = x if axis == -1 else x.transpose(0, 3, 1, 2)
     weights = [1 + rng.random(6), rng.standard_normal(6), rng.standard_normal(6), 1 + rng.random(6)]
-    ours, theirs = (cls(momentum=0.9, epsilon=1e-5, dtype=dtype)
+    ours, theirs = (cls(axis=axis, momentum=0.9, epsilon=1e-5, dtype=dtype)
                     for cls in (BatchNorm, keras.layers.BatchNormalization))
     results = []
     for layer in (ours, theirs):
