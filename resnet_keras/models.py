@@ -7,10 +7,10 @@ bias; Keras' Glorot uniform starts with logits about twice as large).
 Every model takes raw RGB pixels `(batch, h, w, 3)` in [0, 255] and normalises
 them itself, so a saved `.h5` needs no preprocessing code to be used. On the
 PyTorch backend the network then runs channels first, PyTorch's own layout
-(`blocks.native_data_format`); the weights are the same in either layout. Models end in a layer of
-logits (`"logits"`) followed by a softmax (`"predictions"`): they output
-probabilities, and training computes the loss from the logits
-(`training.training_model`), which is stable on every backend. The transfer
+(`blocks.native_data_format`); the weights are the same in either layout.
+Models end in a layer of logits (`"logits"`) followed by a softmax
+(`"predictions"`): they output probabilities, and training computes the loss
+from the logits (`training.training_model`), which is stable on every backend. The transfer
 model (a frozen ResNet-50 with a head) is in `transfer.py`.
 """
 
