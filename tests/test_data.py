@@ -199,3 +199,41 @@ def test_tf_dataset_gives_the_same_batches_every_epoch_and_after_a_resume(pipeli
             assert gx.dtype == wx.dtype
             np.testing.assert_array_equal(gx, wx, err_msg=f"from epoch {first}, batch {k}")
             np.testing.assert_array_equal(gy, wy)
+
+
+def test_fit_on_tf_dataset_sees_each_epochs_batches_and_validates_without_running_out(recwarn):
+    """Through `fit` as `train` calls it: epoch e trains on epoch e's batches (not epoch 0's again), and validation
+    passes end without Keras' "ran out of data" warning (the pipeline states its size)."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf_dataset is the TensorFlow backend's input path")
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 64).astype(np.int32)
+    data = rk.CifarBatches(x, y, 16, shuffle=True, augment=True, drop_remainder=True)
+    expected = []
+    for epoch in range(3):
+        data.set_epoch(epoch)
+        expected += [float(data[i][0].sum()) for i in range(len(data))]
+    data.set_epoch(0)
+
+    class Summing(keras.Model):  # its "training step" reports the sum of the batch it was given
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(1)
+
+        def call(self, x):
+            return self.dense(tf.reshape(x, (-1, 32 * 32 * 3)))
+
+        def train_step(self, batch):
+            return {"sum": tf.reduce_sum(tf.cast(batch[0], tf.float64))}
+
+    seen = []
+    model = Summing()
+    model.compile(optimizer="sgd", loss="mse")
+    batches, steps = rk.training.fit_inputs(data, 3)
+    model.fit(batches, epochs=3, steps_per_epoch=steps, verbose=0, shuffle=False,
+              validation_data=rk.training.fit_inputs(rk.CifarBatches(x, y.astype(np.float32), 16))[0],
+              callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=lambda i, logs: seen.append(logs["sum"]))])
+    np.testing.assert_allclose(seen, expected)
+    assert not [w for w in recwarn if "ran out of data" in str(w.message)]
