@@ -52,7 +52,6 @@ out_dir = "outputs/q3/dev"  # where the artefacts go (the sweep sets it)
 
 # %%
 import pandas as pd
-from IPython.display import Markdown, display
 
 import resnet_keras as rk
 from resnet_keras import plots, products, report
@@ -72,9 +71,9 @@ print(f"{dataset}: {data.describe()}")
 base_weights = None if weights == "none" else weights
 weights_used = {"imagenet": "ImageNet (keras.applications)", None: "none: random initialisation"}.get(
     base_weights, f"local file {base_weights}")
-display(Markdown(f"**Weights of the ResNet-50 base: {weights_used}.**"
-                 + ("" if base_weights else " Without pretrained weights the frozen base extracts random "
-                    "features, so accuracy here says nothing about transfer learning.")))
+report.note(f"**Weights of the ResNet-50 base: {weights_used}.**"
+            + ("" if base_weights else " Without pretrained weights the frozen base extracts random "
+               "features, so accuracy here says nothing about transfer learning."))
 model = rk.build_transfer_model(data.num_classes, weights=base_weights, resize=resize, head_units=head_units,
                                 dropout=dropout)
 print(f"trainable parameters: {rk.count_params(model):,} of {model.count_params():,}")
@@ -89,7 +88,7 @@ print(f"trainable parameters: {rk.count_params(model):,} of {model.count_params(
 
 # %%
 if cache_features:
-    display(Markdown("**Head trained on cached base features: no augmentation.**"))
+    report.note("**Head trained on cached base features: no augmentation.**")
     trainee, train_data = rk.cache_features(model, data)
 else:
     trainee, train_data = model, data

@@ -9,8 +9,10 @@ A file describes one question:
     grid:                              # optional: one run per point of the product
       dataset: [cifar10, cifar100]     #   a list of values for one parameter, or
       config: [{depth: 44, optimizer: adam}, ...]  # a list of mappings that set several together
+    seeds: [0, 1, 2]                   # optional: every grid point once per seed, named
+                                       #   "<name>-seed<n>" (unless name has {seed})
     profiles:                          # overrides per profile, applied last; a key
-      quick: {epochs: 3, per_class: 100} # that names a grid axis replaces that axis
+      quick: {epochs: 3, per_class: 100} # that names a grid axis (or `seeds`) replaces it
     compare: [paper_table]             # optional: cross-run summaries for the index
                                        #   (see `index.COMPARISONS`)
 
@@ -35,7 +37,7 @@ from resnet_keras.files import check_hdf5
 from resnet_keras.index import COMPARISONS
 
 PROFILES = ("full", "quick", "smoke")
-FILE_KEYS = ("question", "notebook", "name", "parameters", "grid", "profiles", "compare", "description")
+FILE_KEYS = ("question", "notebook", "name", "parameters", "grid", "seeds", "profiles", "compare", "description")
 RESERVED = ("out_dir",)  # set by the sweep, never by a params file
 
 
@@ -157,16 +159,21 @@ def notebook_parameters(path):
     """
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
+    start, end = parameters_cell(path, lines)
+    defaults = {}
+    for node in ast.parse("\n".join(lines[start + 1:end])).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            defaults[node.targets[0].id] = ast.literal_eval(node.value)
+    return defaults
+
+
+def parameters_cell(path, lines):
+    """(line of the `parameters` cell's marker, line where the next cell starts) in a percent-format notebook."""
     starts = [i for i, line in enumerate(lines) if _CELL.match(line)]
     tagged = [i for i in starts if _PARAMETERS_TAG.search(lines[i])]
     if len(tagged) != 1:
         raise ConfigError(f"notebook {path!r} has {len(tagged)} cells tagged 'parameters'; it needs exactly one")
-    end = next((i for i in starts if i > tagged[0]), len(lines))
-    defaults = {}
-    for node in ast.parse("\n".join(lines[tagged[0] + 1:end])).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            defaults[node.targets[0].id] = ast.literal_eval(node.value)
-    return defaults
+    return tagged[0], next((i for i in starts if i > tagged[0]), len(lines))
 
 
 def load_file(path):
@@ -212,18 +219,19 @@ def expand(path, profile, root="."):
     if not isinstance(override, dict):
         raise ConfigError(f"{path}: profile {profile!r} must be a mapping of parameters")
     grid = {**grid, **{k: v for k, v in override.items() if k in grid}}
-    override = {k: v for k, v in override.items() if k not in grid}
+    seeds = _seeds(path, override.get("seeds", spec.get("seeds")), {**base, **grid, **override})
+    override = {k: v for k, v in override.items() if k not in grid and k != "seeds"}
     unknown_profiles = sorted(set(spec.get("profiles") or {}) - set(PROFILES))
     if unknown_profiles:
         raise ConfigError(f"{path}: profile {unknown_profiles[0]!r} is not accepted; use {', '.join(PROFILES)}")
     runs = []
-    for point in _grid_points(path, grid):
-        params = {**base, **point, **override}
-        name = _run_name(path, spec.get("name"), params)
+    for point, seed in itertools.product(_grid_points(path, grid), seeds):
+        params = {**base, **point, **override, **({} if seed is None else {"seed": seed})}
+        name = _run_name(path, spec.get("name"), params, seed is not None)
         for key, value in params.items():
-            _check_parameter(path, name, key, value, accepted)
+            check_parameter(f"{path}: run {name!r}", key, value, accepted)
         settings = {k: v for k, v in {**accepted, **params}.items() if k not in RESERVED}
-        _check_together(path, name, settings)
+        check_together(f"{path}: run {name!r}", settings)
         runs.append(Run(spec["question"], name, spec["notebook"], params, path, tuple(spec.get("compare") or ()),
                         settings))
     names = [r.name for r in runs]
@@ -252,9 +260,24 @@ def _grid_points(path, grid):
         yield point
 
 
-def _run_name(path, template, params):
+def _seeds(path, seeds, params):
+    """The `seeds` list, checked: [None] (one run per grid point, its seed a parameter) or distinct seeds."""
+    if seeds is None:
+        return [None]
+    accepted = "a non-empty list of distinct integers >= 0"
+    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) < len(seeds)
+            or any(type(s) is not int or s < 0 for s in seeds)):
+        raise ConfigError(f"{path}: seeds={seeds!r} is not accepted; use {accepted}")
+    if "seed" in params:
+        raise ConfigError(f"{path}: both 'seeds' and the parameter 'seed' are set; keep one")
+    return seeds
+
+
+def _run_name(path, template, params, seeded=False):
     if template is None:
-        return "default"
+        template = "default"
+    if seeded and "{seed" not in str(template):
+        template = f"{template}-seed{{seed}}"
     try:
         name = str(template).format(**params)
     except (KeyError, IndexError, ValueError) as e:
@@ -265,25 +288,26 @@ def _run_name(path, template, params):
     return name
 
 
-def _check_parameter(path, run, key, value, accepted):
-    where = f"{path}: run {run!r}: parameter {key!r}"
+def check_parameter(where, key, value, accepted):
+    """Check one parameter against the notebook's `accepted` names and `SCHEMA`; errors start with `where`."""
     if key in RESERVED:
-        raise ConfigError(f"{where} is set by the sweep; remove it")
+        raise ConfigError(f"{where}: parameter {key!r} is set by the sweep; remove it")
     if key not in accepted:
-        raise ConfigError(f"{where} is unknown; accepted: {', '.join(sorted(k for k in accepted if k not in RESERVED))}")
+        raise ConfigError(f"{where}: parameter {key!r} is unknown; accepted: "
+                          f"{', '.join(sorted(k for k in accepted if k not in RESERVED))}")
     try:
         SCHEMA[key](key, value)
     except ConfigError as e:
-        raise ConfigError(f"{path}: run {run!r}: {e}") from None
+        raise ConfigError(f"{where}: {e}") from None
 
 
-def _check_together(path, run, params):
-    """Rules that involve several parameters (with the notebook's defaults filled in)."""
+def check_together(where, params):
+    """Rules that involve several parameters (with the notebook's defaults filled in); errors start with `where`."""
     if "depth" in params:  # the CIFAR notebooks (no `family`) build post-activation ResNets
         try:
             check_depth(params.get("family", "resnet"), params["depth"])
         except ConfigError as e:
-            raise ConfigError(f"{path}: run {run!r}: {e}") from None
+            raise ConfigError(f"{where}: {e}") from None
 
 
 def plan(params_dir, profile, root="."):

@@ -80,12 +80,21 @@ def network_label(family, depth=None):
 
 
 def plot_error_vs_depth(measured, paper=None, title="CIFAR-10 test error against depth"):
-    """Test error (%) against depth: `measured` maps a label ("resnet", "plain") to {depth: error};
-    `paper` is {depth: error} of the reference, drawn as crosses."""
+    """Test error (%) against depth: `measured` maps a label ("ResNet", "plain") to {depth: error, or the
+    errors of several seeds}, drawn as the mean with a bar of +- one standard deviation and each seed as a
+    dot; `paper` is {depth: error} of the reference, drawn as crosses."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, points in measured.items():
         depths = sorted(points)
-        ax.plot(depths, [points[d] for d in depths], marker="o", label=f"{label} (this suite)")
+        errors = [np.atleast_1d(points[d]).astype(float) for d in depths]
+        seeds = max(len(e) for e in errors)
+        spread = [e.std(ddof=1) if len(e) > 1 else 0.0 for e in errors]
+        note = f", up to {seeds} seeds" if seeds > 1 else ""
+        line = ax.errorbar(depths, [e.mean() for e in errors], yerr=spread, marker="o", capsize=4,
+                           label=f"{label} (this suite{note})")
+        if seeds > 1:
+            ax.scatter([d for d, e in zip(depths, errors) for _ in e], np.concatenate(errors), s=10, alpha=0.5,
+                       color=line[0].get_color())
     if paper:
         depths = sorted(paper)
         ax.plot(depths, [paper[d] for d in depths], "x--", color="black", label="ResNet (paper)")

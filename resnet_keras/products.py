@@ -34,6 +34,7 @@ FINETUNE = "finetune"  # the transfer notebook's fine-tuning stage trains in thi
 
 FIGURES = {"curves": CURVES, "confusion": CONFUSION}  # `report.finish(figures=...)`
 FROM_NOTEBOOK = (MODEL, HISTORY, CURVES, RESULTS)  # every notebook writes these
+FROM_SWEEP = (NOTEBOOK, REPORT, KERNEL_LOG, RECORD, ERROR)  # the sweep's, around the notebook
 COMPLETE = (NOTEBOOK, REPORT, MODEL, HISTORY, CURVES, RECORD)  # a finished run has these
 LINKS = (("report", REPORT), ("notebook", NOTEBOOK), ("model", MODEL), ("history", HISTORY), ("curves", CURVES),
          ("confusion", CONFUSION), ("record", RECORD))  # the index's links, where the file exists

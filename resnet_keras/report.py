@@ -22,6 +22,18 @@ def paper_error(dataset, family, depth, shortcut="zero_pad"):
     return None
 
 
+def note(markdown):
+    """Show `markdown` in the notebook's output, rendered; print it where nothing renders it (`script.py`)."""
+    from IPython import get_ipython
+
+    if get_ipython() is None:
+        print(markdown)
+        return
+    from IPython.display import Markdown, display
+
+    display(Markdown(markdown))
+
+
 def run_summary(history, test, model, **info):
     """The key figures of a finished run, as a flat dict for `results.json`.
 

@@ -74,7 +74,8 @@ def test_paper_profile_trains_the_papers_64k_iterations_on_all_50k_images():
     # He et al. (2015, 4.2): batch 128, x0.1 at 32k and 48k iterations, stop at 64k; the 45k/5k
     # split only chose that schedule, so the table's networks train on the whole train set.
     runs = expand(os.path.join(REPO, "params", "study_paper.yaml"), "full", REPO)
-    assert [r.name for r in runs][:4] == ["resnet-20", "resnet-32", "resnet-44", "resnet-56"]
+    assert [r.name for r in runs][:4] == ["resnet-20-seed0", "resnet-20-seed1", "resnet-20-seed2", "resnet-32-seed0"]
+    assert len(runs) == 27 and {r.parameters["seed"] for r in runs} == {0, 1, 2}
     for r in runs:
         p = r.parameters
         assert p["validation_split"] == 0.0 and p["batch_size"] == 128 and p["schedule"] == "step"
@@ -82,7 +83,8 @@ def test_paper_profile_trains_the_papers_64k_iterations_on_all_50k_images():
         assert abs(steps - 64_000) / 64_000 < 0.005, (r.name, steps)
     # ResNet-110 alone warms up: 0.01 for about 400 iterations (one epoch of 390), then 0.1.
     warm = {r.name: (r.parameters.get("warmup_epochs", 0), r.parameters.get("warmup")) for r in runs}
-    assert warm.pop("resnet-110") == (1, "constant") and set(warm.values()) == {(0, None)}
+    assert all(warm.pop(f"resnet-110-seed{s}") == (1, "constant") for s in range(3))
+    assert set(warm.values()) == {(0, None)}
 
 
 def test_grid_is_the_product_of_its_axes(tmp_path):
@@ -101,6 +103,24 @@ def test_profile_overrides_parameters_and_replaces_named_axes(tmp_path):
     runs = expand(write(tmp_path, s), "quick", REPO)
     assert [r.name for r in runs] == ["cifar10-adam", "cifar10-sgd"]
     assert all(r.parameters["epochs"] == 1 for r in runs)
+
+
+def test_seeds_repeat_every_grid_point_and_name_each_run(tmp_path):
+    runs = expand(write(tmp_path, spec(seeds=[0, 3], grid={"dataset": ["cifar10"]})), "full", REPO)
+    assert [(r.name, r.parameters["seed"], r.settings["seed"]) for r in runs] == [
+        ("cifar10-adam-seed0", 0, 0), ("cifar10-adam-seed3", 3, 3), ("cifar10-sgd-seed0", 0, 0),
+        ("cifar10-sgd-seed3", 3, 3)]
+    named = expand(write(tmp_path, spec(seeds=[1], name="s{seed}-{dataset}-{optimizer}")), "full", REPO)
+    assert named[0].name == "s1-cifar10-adam"
+
+
+def test_a_profile_sets_or_replaces_the_seeds(tmp_path):
+    s = spec(seeds=[0, 1, 2], grid={"dataset": ["cifar10"]}, profiles={"smoke": {"seeds": [5]}, "quick": {}})
+    assert [r.name for r in expand(write(tmp_path, s), "smoke", REPO)] == ["cifar10-adam-seed5", "cifar10-sgd-seed5"]
+    assert len(expand(write(tmp_path, s), "quick", REPO)) == 6
+    unseeded = spec(grid={"dataset": ["cifar10"]}, profiles={"smoke": {"seeds": [0, 1]}})
+    assert [r.name for r in expand(write(tmp_path, unseeded), "full", REPO)] == ["cifar10-adam", "cifar10-sgd"]
+    assert len(expand(write(tmp_path, unseeded), "smoke", REPO)) == 4
 
 
 def test_file_without_grid_is_one_run(tmp_path):
@@ -148,6 +168,12 @@ BAD = [
     ({"profiles": {"fast": {}}}, "profile 'fast' is not accepted; use full, quick, smoke"),
     ({"compare": ["paper_tables"]}, "compare=['paper_tables'] is not accepted; use a list of paper_table,"),
     ({"compare": "paper_table"}, "compare='paper_table' is not accepted"),
+    ({"seeds": []}, "seeds=[] is not accepted; use a non-empty list of distinct integers >= 0"),
+    ({"seeds": [0, 0]}, "seeds=[0, 0] is not accepted"),
+    ({"seeds": [1, -1]}, "seeds=[1, -1] is not accepted"),
+    ({"seeds": 3}, "seeds=3 is not accepted"),
+    ({"seeds": [True]}, "seeds=[True] is not accepted"),
+    ({"seeds": [0, 1], "parameters": {"seed": 2}}, "both 'seeds' and the parameter 'seed' are set; keep one"),
 ]
 
 

@@ -49,6 +49,33 @@ def test_paper_table_puts_measured_error_next_to_the_papers(tmp_path):
     assert "Against the ResNet paper" in html and "<td>8.75</td>" in html
 
 
+def test_paper_table_aggregates_each_network_over_its_seeds(tmp_path):
+    outputs = str(tmp_path)
+    runs, records = [], {}
+    for name, family, depth, seed, accuracy in (
+            ("resnet-20-seed0", "resnet", 20, 0, 0.920), ("resnet-20-seed1", "resnet", 20, 1, 0.910),
+            ("resnet-20-seed2", "resnet", 20, 2, 0.900), ("plain-20-seed0", "plain", 20, 0, 0.885),
+            ("plain-20-seed1", "plain", 20, 1, 0.905)):
+        run, rec = fake_run(outputs, "paper", name, {"family": family, "depth": depth, "params": 270_000,
+                                                      "model": name, "test_accuracy": accuracy, "seed": seed},
+                            ("paper_table", "plain_vs_residual"))
+        runs.append(run)
+        records[run.key] = rec
+    html = open(write_summary(outputs, runs, records)).read()
+    table = pd.read_csv(tmp_path / "paper" / "paper_table.csv").set_index("network")
+    assert list(table.index) == ["ResNet-20", "plain-20"]
+    resnet, plain = table.loc["ResNet-20"], table.loc["plain-20"]
+    assert resnet["seeds"] == 3 and plain["seeds"] == 2
+    # Errors 8.0, 9.0 and 10.0: mean 9.0, sample std 1.0, best 8.0; the paper's 8.75.
+    assert (resnet["test error (%)"], resnet["std (points)"], resnet["best (%)"]) == pytest.approx((9.0, 1.0, 8.0))
+    assert resnet["difference (points)"] == pytest.approx(0.25)
+    assert (plain["test error (%)"], plain["std (points)"], plain["best (%)"]) == pytest.approx((10.5, 1.41, 9.5))
+    assert resnet["runs"] == "resnet-20-seed0;resnet-20-seed1;resnet-20-seed2"
+    for seed in range(3):  # the index links every seed's report
+        assert f'href="paper/resnet-20-seed{seed}/report.html"' in html
+    assert (tmp_path / "paper" / "error_vs_depth.png").stat().st_size > 1000
+
+
 def test_accuracy_against_time_leaves_out_the_compiling_first_epoch(tmp_path, monkeypatch):
     import keras
 

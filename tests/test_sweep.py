@@ -18,7 +18,8 @@ from resnet_keras import products
 
 pytestmark = pytest.mark.slow
 SMOKE_RUNS = ["q1/cifar10-resnet8-adam", "q2/cifar10-resnet8-sgd-b32", "q3/cifar10-rmsprop-none", "q3/cifar10-sgd-none",
-              "architectures/imagenet-18", "paper/resnet-20", "paper/plain-20", "preact100/preact-8-w1"]
+              "architectures/imagenet-18", "paper/resnet-20-seed0", "paper/resnet-20-seed1", "paper/plain-20-seed0",
+              "paper/plain-20-seed1", "preact100/preact-8-w1"]
 
 
 def make_sweep(root, *args):
@@ -105,8 +106,12 @@ def test_smoke_sweep_draws_the_studys_comparisons(project):
     assert table["network"].tolist() == ["ResNet-20", "plain-20"] and table["paper (%)"].iloc[0] == 8.75
     results = pd.read_csv(outputs / "results.csv")
     results = results.set_index(results["question"] + "/" + results["run"])
-    assert 100 * (1 - results.loc["paper/resnet-20", "test_accuracy"]) == \
-        pytest.approx(table["test error (%)"].iloc[0], abs=0.01)
+    # Two seeds per network: their mean, sample standard deviation and best.
+    errors = [100 * (1 - results.loc[f"paper/resnet-20-seed{s}", "test_accuracy"]) for s in (0, 1)]
+    assert table["seeds"].tolist() == [2, 2]
+    assert table["test error (%)"].iloc[0] == pytest.approx(sum(errors) / 2, abs=0.01)
+    assert table["std (points)"].iloc[0] == pytest.approx(abs(errors[0] - errors[1]) / 2 ** 0.5, abs=0.01)
+    assert table["best (%)"].iloc[0] == pytest.approx(min(errors), abs=0.01)
     for figure in ("paper/error_vs_depth.png", "paper/plain_vs_residual.png", "architectures/accuracy_vs_time.png"):
         assert (outputs / figure).stat().st_size > 1000
     arch = results.loc["architectures/imagenet-18"]
@@ -127,6 +132,22 @@ def test_progress_is_one_line_per_run_and_epoch(project):
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "epoch 1/1  loss" in text and "legacy" not in text and "\r" not in text and "\b" not in text  # no per-batch progress bar
     assert "absl" not in text and "oneDNN" not in text  # TensorFlow's C++ logs go to kernel.log, not the report
+
+
+def test_a_run_as_a_plain_script_writes_what_the_notebook_wrote_under_papermill(project, tmp_path):
+    """`python -m resnet_keras.script` (no kernel, no papermill) on a run of the plan: the same products as the
+    notebook wrote in the sweep, and the same results, apart from times; the sweep's own files are the sweep's."""
+    root, _ = project
+    key = "q1/cifar10-resnet8-adam"
+    proc = subprocess.run([sys.executable, "-m", "resnet_keras.script", key, "--profile", "smoke", "--outputs",
+                           str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    swept, scripted = root / "outputs" / key, tmp_path / key
+    visible = lambda folder: {p for p in os.listdir(folder) if not p.startswith(".")}  # noqa: E731
+    assert visible(scripted) == visible(swept) - set(products.FROM_SWEEP)
+    ours, theirs = (json.loads((folder / products.RESULTS).read_text()) for folder in (scripted, swept))
+    assert ours.keys() == theirs.keys()
+    assert ours["params"] == theirs["params"] and ours["epochs_trained"] == theirs["epochs_trained"]
 
 
 def test_second_sweep_skips_everything_without_starting_keras(project, tmp_path):
@@ -266,17 +287,17 @@ def test_index_opens_in_a_browser_without_broken_links_or_images(project):
 
 def test_a_sweep_on_another_backend_reruns_its_runs_there_and_records_it(project):
     """`make sweep BACKEND=torch` computes on Keras' PyTorch backend: runs finished on the test pass's backend are
-    not reused, and each run's record names the backend it ran on. (Last here: it replaces two runs.)"""
+    not reused, and each run's record names the backend it ran on. (Last here: it replaces Q1's run.)"""
     root, _ = project
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     other = "torch" if backend != "torch" else "tensorflow"
-    paper = [key for key in SMOKE_RUNS if key.startswith("paper/")]
+    rerun = [key for key in SMOKE_RUNS if key.startswith("q1/")]
     for key in SMOKE_RUNS:
         assert json.loads((root / "outputs" / key / "record.json").read_text())["results"]["backend"] == backend
-    proc = make_sweep(root, "ONLY=study_paper", f"BACKEND={other}")
+    proc = make_sweep(root, "ONLY=q1_scratch", f"BACKEND={other}")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    assert f"{len(paper)} runs to do on {other}" in out and "up to date  " not in out
+    assert f"1 run to do on {other}" in out and len(rerun) == 1 and "up to date  " not in out
     for key in SMOKE_RUNS:
         record = json.loads((root / "outputs" / key / "record.json").read_text())
-        assert record["results"]["backend"] == (other if key in paper else backend), key
+        assert record["results"]["backend"] == (other if key in rerun else backend), key
