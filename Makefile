@@ -25,13 +25,15 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/outputs/.jax-cache
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv data test demo sweep notebooks lab app bench clean
+.PHONY: help venv data test demo sweep run notebooks lab app bench clean
 
 help:
 	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper']"
 	@echo "           [SCHEDULER=tcp://HOST:8786|local]         ... on a Dask cluster whose workers share outputs/"
 	@echo "                                                         run the experiments into outputs/"
 	@echo "           [BACKEND=tensorflow|jax|torch]             ... with that Keras backend (any target)"
+	@echo "make run RUN=question/run [PROFILE=..] [P='epochs=2 seed=1']  one run of the plan as a plain script"
+	@echo "                                                         (no Jupyter kernel: batch jobs, bare GPU machines)"
 	@echo "make test [TEST_JOBS=2]                                 run the test suite (TEST_JOBS pytest processes)"
 	@echo "make venv GPU=1                                          set up Keras on JAX with CUDA 12 (NVIDIA GPUs)"
 	@echo "make bench [BENCH_ARGS=--tiny]                           throughput against eager PyTorch"
@@ -76,6 +78,12 @@ sweep: venv data notebooks $(if $(filter smoke,$(PROFILE)),$(TINY)/.complete)
 $(TINY)/.complete: | venv
 	$(PY) -m resnet_keras.data tiny $(TINY) >/dev/null
 	touch $@
+
+# One run of the plan (question/run, as `make sweep` lists it) executed as a plain Python script, into its
+# outputs folder: the notebook's products without a kernel or papermill (resnet_keras/script.py).
+run: venv data $(if $(filter smoke,$(PROFILE)),$(TINY)/.complete)
+	@test -n "$(RUN)" || { echo "make run: RUN=question/run is needed, e.g. RUN=paper/resnet-20-seed0" >&2; exit 2; }
+	$(PY) -m resnet_keras.script $(RUN) --profile $(PROFILE) $(foreach p,$(P),-p $(p))
 
 # Paired .ipynb copies of the Jupytext notebooks (git-ignored), for JupyterLab
 # and `papermill --help-notebook notebooks/q1_scratch.ipynb`.
