@@ -94,8 +94,9 @@ notebooks/%.ipynb: notebooks/%.py | venv
 	$(VENV)/bin/jupytext -q --to ipynb $<
 
 # GPU machines are often containers running as root, where Jupyter refuses to start without --allow-root.
+# LAB_ARGS: more options of `jupyter lab` (e.g. --no-browser --port=8890; tests/test_lab.py's headless start).
 lab: venv data notebooks
-	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # A web page that classifies an uploaded image with any model.h5 under outputs/.
 PORT ?= 8000
