@@ -25,7 +25,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/outputs/.jax-cache
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv data test demo sweep run notebooks lab app bench clean
+.PHONY: help venv data test demo sweep run reference results notebooks lab app bench clean
 
 help:
 	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper']"
@@ -34,6 +34,8 @@ help:
 	@echo "           [BACKEND=tensorflow|jax|torch]             ... with that Keras backend (any target)"
 	@echo "make run RUN=question/run [PROFILE=..] [P='epochs=2 seed=1']  one run of the plan as a plain script"
 	@echo "                                                         (no Jupyter kernel: batch jobs, bare GPU machines)"
+	@echo "make reference                                          copy finished full-length runs into results/"
+	@echo "make results                                            draw the README's results from results/"
 	@echo "make test [TEST_JOBS=2]                                 run the test suite (TEST_JOBS pytest processes)"
 	@echo "make venv GPU=1                                          set up Keras on JAX with CUDA 12 (NVIDIA GPUs)"
 	@echo "make bench [BENCH_ARGS=--tiny]                           throughput against eager PyTorch"
@@ -84,6 +86,14 @@ $(TINY)/.complete: | venv
 run: venv data $(if $(filter smoke,$(PROFILE)),$(TINY)/.complete)
 	@test -n "$(RUN)" || { echo "make run: RUN=question/run is needed, e.g. RUN=paper/resnet-20-seed0" >&2; exit 2; }
 	$(PY) -m resnet_keras.script $(RUN) --profile $(PROFILE) $(foreach p,$(P),-p $(p))
+
+# Reference results (resnet_keras/reference.py): copy the finished full-length runs of outputs/ into results/
+# (committed), then draw results/README.md, its figures and the README's results block from results/ alone.
+reference: venv
+	$(PY) -m resnet_keras.reference collect
+
+results: venv
+	$(PY) -m resnet_keras.reference draw
 
 # Paired .ipynb copies of the Jupytext notebooks (git-ignored), for JupyterLab
 # and `papermill --help-notebook notebooks/q1_scratch.ipynb`.

@@ -355,7 +355,9 @@ def _machine():
     import platform
 
     import keras
-    info = {"cpu_model": _cpu_model(), "cpu_flags": _cpu_flags(), "cpu": platform.processor() or platform.machine(),
+
+    from resnet_keras.devices import cpu_flags, cpu_model
+    info = {"cpu_model": cpu_model(), "cpu_flags": cpu_flags(), "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(), "keras": keras.__version__, "backend": keras.backend.backend()}
     for module in ("tensorflow", "jax", "torch"):
         if installed(module):
@@ -363,27 +365,6 @@ def _machine():
 
             info[module] = version(module)
     return info
-
-
-FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
-    except OSError:
-        return "unknown"
-
-
-def _cpu_flags():
-    """The vector-unit flags that decide these figures, as /proc/cpuinfo (`lscpu`) lists them."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    return [flag for flag in FLAGS if flag in flags]
 
 
 def _write(summary):

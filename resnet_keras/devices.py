@@ -14,6 +14,10 @@ It lists devices on JAX and TensorFlow only; `local_devices` answers on every
 backend, PyTorch included.
 """
 
+import os
+import shutil
+import subprocess
+
 import keras
 
 from resnet_keras.catalog import check_devices, resolve_precision
@@ -82,3 +86,44 @@ def local_devices():
 def has_gpu():
     """True when the Keras backend sees a GPU."""
     return any(d.lower().startswith("gpu") for d in local_devices())
+
+
+# The vector-unit flags that decide CPU figures (3x between hosts with and without AVX-512), as `lscpu` lists them.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def cpu_model():
+    """The CPU's model name (/proc/cpuinfo), or "unknown"."""
+    return _cpuinfo("model name") or "unknown"
+
+
+def cpu_flags():
+    """Which of `CPU_FLAGS` the CPU has."""
+    flags = (_cpuinfo("flags") or "").split()
+    return [flag for flag in CPU_FLAGS if flag in flags]
+
+
+def describe():
+    """What this process computes on, in words, for a run's record: the GPU model(s) when the backend sees a
+    GPU ("NVIDIA H100 80GB HBM3", "2 x ..."), else the CPU model, its cores and its widest vector unit."""
+    if has_gpu():
+        names = []
+        if shutil.which("nvidia-smi"):
+            try:
+                names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                       capture_output=True, text=True, timeout=30).stdout.split("\n")
+            except (OSError, subprocess.SubprocessError):
+                pass
+        names = [n.strip() for n in names if n.strip()] or ["GPU"]
+        return names[0] if len(names) == 1 else f"{len(names)} x {names[0]}"
+    flags = cpu_flags()
+    unit = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{cpu_model()}, {os.cpu_count()} cores, {unit}"
+
+
+def _cpuinfo(key):
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith(key)), None)
+    except OSError:
+        return None

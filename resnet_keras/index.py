@@ -49,17 +49,24 @@ def run_facts(run, record):
     return {**run.settings, **record.get("results", {})}
 
 
-def write_summary(outputs, runs, records):
-    """Write `results.csv`, the comparisons of each question and `index.html`; return the index path."""
+def write_summary(outputs, runs, records, reference=None):
+    """Write `results.csv`, the comparisons of each question and `index.html`; return the index path.
+
+    `reference`: the folder of reference results (`reference.py`); each run of
+    the same network and recipe as references there is drawn over their curves.
+    """
     import html
 
     import pandas as pd
 
     from resnet_keras import plots
 
+    from resnet_keras import reference as references
+
     table = results_table(outputs, runs, records)
     index = os.path.join(outputs, "index.html")
-    digest = _summary_digest(outputs, table, runs)
+    refs = references.load(reference) if reference else {}
+    digest = _summary_digest(outputs, table, runs, refs)
     if _summary_is_current(outputs, index, digest):
         return index  # nothing it shows has changed: drawing a dozen figures again would be most of a no-op sweep
     write_text(os.path.join(outputs, "results.csv"), table.to_csv(index=False))
@@ -81,6 +88,9 @@ def write_summary(outputs, runs, records):
             parts.append(_figure(outputs, question, "comparison.png", fig))
         for name in compare.get(question, ()):
             parts.append(COMPARISONS[name](outputs, question, results, histories))
+        if refs.get(question):
+            settings = {run.name: run.settings for run in runs if run.question == question and run.name in histories}
+            parts.append(_against_reference(outputs, question, settings, histories, refs[question]))
         sections.append("\n".join(p for p in parts if p))
     ok = int((table.status == "ok").sum())
     blocked = int((table.status == "blocked").sum())
@@ -91,11 +101,14 @@ def write_summary(outputs, runs, records):
     return index
 
 
-def _summary_digest(outputs, table, runs):
-    """Hash of everything the summary shows: the table, the comparisons, the runs' histories, this code."""
+def _summary_digest(outputs, table, runs, refs):
+    """Hash of everything the summary shows: the table, the comparisons, the runs' histories, the references,
+    this code."""
     h = hashlib.sha256(table.to_csv(index=False).encode())
+    h.update(json.dumps({q: {n: e["provenance"] for n, e in done.items()} for q, done in refs.items()},
+                        sort_keys=True, default=str).encode())
     h.update(json.dumps({r.question: list(r.compare) for r in runs}, sort_keys=True).encode())
-    for module in ("index", "report", "plots", "products"):
+    for module in ("index", "report", "plots", "products", "reference"):
         h.update(str(source_digest(f"resnet_keras.{module}")).encode())
     for question, name in zip(table["question"], table["run"]):
         try:
@@ -217,6 +230,24 @@ def accuracy_vs_time(outputs, question, results, histories):
 
 COMPARISONS = {"paper_table": paper_table, "plain_vs_residual": plain_vs_residual,
                "accuracy_vs_time": accuracy_vs_time}
+
+
+def _against_reference(outputs, question, settings, histories, refs):
+    """Each run drawn over the reference runs (`results/`) of the same network and recipe, as HTML."""
+    from resnet_keras import plots
+    from resnet_keras.reference import recipe
+
+    pairs = {}
+    for name, own in settings.items():
+        matched = [e["history"] for e in refs.values() if recipe(e["settings"]) == recipe(own)]
+        if matched:
+            pairs[name] = (histories[name], matched)
+    if not pairs:
+        return ""
+    fig = plots.plot_against_reference(pairs, f"{question}: runs (solid) over the reference runs (dashed)")
+    return ("<h3>Against the reference results</h3>\n<p>Each run beside the committed full-length runs of the same "
+            "network and recipe (<code>results/</code>): a run on track follows their curves.</p>\n"
+            + _figure(outputs, question, "against_reference.png", fig))
 
 
 def _html_table(outputs, group):

@@ -96,7 +96,8 @@ def _foldable(model):
         conv = parents[0].operation if len(parents) == 1 else None
         if (type(conv) is keras.layers.Conv2D and conv.activation is keras.activations.linear
                 and len(conv._inbound_nodes) == 1 and consumers.get(id(conv)) == [layer]
-                and not any(t is conv.output for t in model.outputs) and layer.axis in ((1,) if conv.data_format == "channels_first" else (-1, 3))):
+                and not any(t is conv.output for t in model.outputs)
+                and layer.axis in ((1,) if conv.data_format == "channels_first" else (-1, 3))):
             folds[conv.name] = layer
     return folds
 

@@ -136,6 +136,30 @@ def plot_plain_vs_residual(curves, title="Plain (left) against residual (right) 
     return fig
 
 
+def plot_against_reference(pairs, title="Runs over the reference runs"):
+    """Error (%) per epoch of each run (solid) over its reference runs (dashed, one per seed).
+
+    `pairs` maps a run's name to (its history, [histories of its references]).
+    Validation error where every curve has it, else training error.
+    """
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    histories = [h for own, refs in pairs.values() for h in (own, *refs)]
+    metric = "val_accuracy" if all("val_accuracy" in h for h in histories) else "accuracy"
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (name, (own, refs)), color in zip(sorted(pairs.items()), colors * 4):
+        for i, ref in enumerate(refs):
+            ax.plot(ref["epoch"], 100 * (1 - ref[metric]), "--", lw=1, alpha=0.7, color=color,
+                    label=f"{name}: reference ({len(refs)} run{'s' * (len(refs) > 1)})" if i == 0 else None)
+        ax.plot(own["epoch"], 100 * (1 - own[metric]), "-", marker="o", ms=3, lw=2, color=color, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{'validation' if metric == 'val_accuracy' else 'training'} error (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_accuracy_vs_time(points, title="Test accuracy against training time per epoch"):
     """One labelled point per network: `points` maps a name to (seconds per epoch, accuracy, params)."""
     fig, ax = plt.subplots(figsize=(8, 5))

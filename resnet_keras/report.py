@@ -100,13 +100,16 @@ def finish(out_dir, model, history, test, figures=None, **info):
 def write_run_results(out_dir, summary):
     """Write the run's `results.json`: the last thing a notebook does.
 
-    It records the Keras backend the run computed on ("backend") and lists the
+    It records the Keras backend the run computed on ("backend"), the hardware
+    (`devices.describe`: "device"), and lists the
     package modules the run executed ("modules"), so that the sweep hashes
     exactly the code a run's results depend on: editing a module that no run
     imports (the web app, the sweep's index) invalidates none.
     """
     import keras
 
+    from resnet_keras.devices import describe
+
     modules = sorted(m for m in sys.modules if m == "resnet_keras" or m.startswith("resnet_keras."))
     write_json(os.path.join(out_dir, products.RESULTS),
-               {**summary, "backend": keras.backend.backend(), "modules": modules})
+               {**summary, "backend": keras.backend.backend(), "device": describe(), "modules": modules})

@@ -41,6 +41,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -221,7 +222,7 @@ def _execute(run, folder, digest, root):
     record = {"run": run.key, "question": run.question, "name": run.name, "hash": digest, "elapsed_s": elapsed,
               **cluster.where(),
               "parameters": run.parameters, "settings": run.settings, "notebook": run.notebook,
-              "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+              "commit": _commit(root), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     if error:
         record.update(status="failed", **error)
         write_json(os.path.join(folder, products.ERROR), record)
@@ -232,6 +233,16 @@ def _execute(run, folder, digest, root):
         for resume in products.RESUME_FOLDERS:
             shutil.rmtree(os.path.join(folder, resume), ignore_errors=True)
     return record
+
+
+def _commit(root):
+    """The checkout's commit (`git describe --always --dirty`: "-dirty" when files differ from it), or None."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True, text=True,
+                             timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def _pin_gpu(slots, gpu_count):
@@ -320,6 +331,8 @@ def main(argv=None):
                     "the index still lists every run")
     ap.add_argument("--params", default="params", help="folder of params files (default: params)")
     ap.add_argument("--outputs", default="outputs", help="output folder (default: outputs)")
+    ap.add_argument("--results", default="results", help="reference results the index draws runs over "
+                    "(default: results)")
     ap.add_argument("--scheduler", help="run on Dask: tcp://HOST:PORT of a running scheduler whose workers share "
                     "the outputs folder, or local (a LocalCluster of --jobs workers)")
     args = ap.parse_args(argv)
@@ -373,7 +386,7 @@ def main(argv=None):
                 local.close()
     others = {r.key: load_record(args.outputs, r, run_hash(r, machine)) for r in runs
               if r.key not in records and r.key not in blocked}
-    index = write_summary(args.outputs, runs, {**records, **others, **blocked})
+    index = write_summary(args.outputs, runs, {**records, **others, **blocked}, args.results)
     failed = [k for k, r in records.items() if r["status"] != "ok"]
     ran = sum(not r.get("skipped") for r in records.values())
     print(f"sweep: {len(records) - len(failed)} ok ({len(records) - ran} up to date), {len(failed)} failed, "

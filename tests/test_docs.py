@@ -58,3 +58,16 @@ def test_the_check_finds_a_removed_target_variable_and_path():
             "`resnet_keras/sweep.py`, `resnet_keras/gone.py`, [the guide](docs/nowhere.md).")
     assert broken_references(text, makefile()) == ["make target publish", "make variable COLOUR",
                                                          "path resnet_keras/gone.py", "path docs/nowhere.md"]
+
+
+def test_the_readmes_results_are_what_make_results_draws_from_results(tmp_path):
+    """The README's results block is drawn from the committed `results/` (`make results`), not written by hand."""
+    import shutil
+
+    from resnet_keras.reference import draw
+
+    shutil.copytree(os.path.join(REPO, "results"), tmp_path / "results")
+    shutil.copy(os.path.join(REPO, "README.md"), tmp_path / "README.md")
+    draw(str(tmp_path / "results"), str(tmp_path / "README.md"), os.path.join(REPO, "params"))
+    assert (tmp_path / "README.md").read_text() == open(os.path.join(REPO, "README.md")).read(), \
+        "README.md's results block is out of date: run make results"

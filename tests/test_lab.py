@@ -109,7 +109,8 @@ def test_a_notebook_runs_to_its_end_with_smoke_parameters_in_the_labs_kernel(lab
         "nb.insertCell(at, {cell_type: 'code', source: arguments[0], metadata: {tags: ['injected-parameters']}});"
         "window.jupyterapp.commands.execute('notebook:run-all-cells');"
         "return nb.cells.length;", source)
-    code_cells = "window.jupyterapp.shell.currentWidget.content.model.sharedModel.cells.filter(c => c.cell_type == 'code')"
+    code_cells = ("window.jupyterapp.shell.currentWidget.content.model.sharedModel.cells"
+                  ".filter(c => c.cell_type == 'code')")
     WebDriverWait(browser, 600, poll_frequency=1).until(lambda d: d.execute_script(
         f"const cells = {code_cells}; const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;"
         "return k.status === 'idle' && cells.every(c => c.execution_count !== null)"

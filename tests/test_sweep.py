@@ -1,9 +1,11 @@
 """The sweep end to end on the smoke profile: artefacts, incrementality, failures, the index in a browser."""
 
+import contextlib
 import functools
 import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -252,6 +254,69 @@ def test_invalid_params_fail_before_anything_runs(project, tmp_path):
     assert code == 2
     assert "run 'default': epochs=0 is not accepted; use an integer >= 1" in out
     assert "start" not in out and not (root / "outputs" / "qbad").exists()
+
+
+def test_finished_runs_become_references_that_draw_the_readme_and_the_index_overlay(project, tmp_path):
+    """`make reference` / `make results` on the smoke runs (standing for full-length ones, `--profile smoke`): the
+    reference folder's files and provenance, the README block drawn from it alone (mean +- std, best, figures, what
+    has no reference), and the index drawing each run over the references of its network and recipe."""
+    root, _ = project
+    results, readme = root / "results", tmp_path / "README.md"
+    readme.write_text("# Title\n\nbefore\n<!-- reference-results -->\nhand-written\n"
+                      "<!-- /reference-results -->\nafter\n")
+    command = [sys.executable, "-m", "resnet_keras.reference", "--profile", "smoke", "--readme", str(readme)]
+    collected = subprocess.run(command[:3] + ["collect"] + command[3:], cwd=root, capture_output=True, text=True)
+    assert collected.returncode == 0 and f"{len(SMOKE_RUNS)} runs copied" in collected.stdout, collected.stderr
+    for key in SMOKE_RUNS:
+        entry = json.loads((results / key / "run.json").read_text())
+        assert set(os.listdir(results / key)) == {"run.json", "history.csv"}
+        assert entry["settings"]["seed"] in (0, 1) and entry["results"]["test_accuracy"] >= 0
+        assert entry["provenance"]["backend"] == os.environ.get("KERAS_BACKEND", "tensorflow")
+        assert "cores" in entry["provenance"]["device"] and entry["provenance"]["finished"]
+        assert "commit" in entry["provenance"]  # None here: the copy of the project is not a git checkout
+    shutil.rmtree(results / "paper" / "plain-20-seed1")  # one seed of plain-20 has no reference
+    drawn = subprocess.run(command[:3] + ["draw"] + command[3:], cwd=root, capture_output=True, text=True)
+    assert drawn.returncode == 0, drawn.stderr
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nbefore\n<!-- reference-results -->\n") and text.endswith("after\n")
+    assert "hand-written" not in text and "**paper** (3 of 4 runs at full length)" in text
+    errors = [100 * (1 - json.loads((results / f"paper/resnet-20-seed{s}/run.json").read_text())["results"]
+                     ["test_accuracy"]) for s in (0, 1)]
+    mean, std = sum(errors) / 2, abs(errors[0] - errors[1]) / 2 ** 0.5
+    assert f"| ResNet-20 | 2 | {mean:.2f} +- {std:.2f} | {min(errors):.2f} | 8.75 |" in text
+    assert "| plain-20 | 1 |" in text and "No reference yet: plain-20." in text
+    for figure in ("error_vs_depth.png", "plain_vs_residual.png"):
+        assert f"(results/paper/{figure})" in text and (results / "paper" / figure).stat().st_size > 1000
+    assert (results / "README.md").read_text().count("(paper/error_vs_depth.png)") == 1
+    code, out = sweep(root)  # nothing to run; the index now draws the runs over their references
+    assert code == 0 and "] start" not in out, out
+    index = (root / "outputs" / "index.html").read_text()
+    questions = len({key.split("/")[0] for key in SMOKE_RUNS})
+    assert index.count("Against the reference results") == questions
+    with serve(root / "outputs") as base:
+        driver = chromium() if shutil.which("chromium") and shutil.which("chromedriver") else None
+        if driver is not None:
+            try:
+                driver.get(base + "index.html")
+                loaded = driver.execute_script("return Array.from(document.images).filter(i => "
+                                               "i.src.endsWith('against_reference.png')).map(i => i.naturalWidth)")
+                assert len(loaded) == questions and all(width > 0 for width in loaded), loaded
+            finally:
+                driver.quit()
+    shutil.rmtree(results)
+
+
+@contextlib.contextmanager
+def serve(folder):
+    """`folder` over HTTP on a free local port; yields the base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
 
 
 @requires_chromium

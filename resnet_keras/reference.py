@@ -1,0 +1,215 @@
+"""Reference results: the small products of full-length runs, committed in `results/`, and what is drawn from them.
+
+    make reference    # python -m resnet_keras.reference collect: finished full-length runs of outputs/ -> results/
+    make results      # python -m resnet_keras.reference draw: results/ -> its tables and figures, and the README's
+
+A run is a reference when it finished under the sweep with exactly the
+parameters of its run in the `full` profile's plan. Its folder keeps what is
+small and enough to redraw every comparison:
+
+    results/<question>/<run>/history.csv   one row per epoch (the run's own file)
+    results/<question>/<run>/run.json      {"settings": every parameter, "results": results.json's figures,
+                                            "provenance": device, backend, precision, commit, finished, host}
+
+`draw` writes, from that folder alone, `results/README.md` (per question: one
+row per network over its seeds, mean +- std and best, beside the paper's
+figure where it has one, and where each came from), the paper's table
+(`results/paper/paper_table.csv`), error against depth and the paper's figure
+6 (`results/paper/*.png`), and the block between the README's
+`<!-- reference-results -->` markers. Networks of the plan with no reference
+yet are listed as such. The sweep's index draws a user's runs over the
+reference curves of the same network and recipe (`index.py`).
+"""
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import sys
+
+from resnet_keras import products
+from resnet_keras.errors import ConfigError
+from resnet_keras.files import atomic_path, write_json, write_text
+from resnet_keras.params import plan
+
+RUN_FILE = "run.json"
+BEGIN, END = "<!-- reference-results -->", "<!-- /reference-results -->"
+# Settings that change neither the network nor its recipe: a run is compared with references that share the rest.
+NOT_RECIPE = ("seed", "data_dir", "devices", "pipeline", "precision")
+
+
+def collect(outputs="outputs", results="results", params_dir="params", profile="full"):
+    """Copy every finished run of `outputs` whose parameters are its plan's (`profile`) into `results`.
+
+    Returns the keys copied. A run already in `results` is replaced by the
+    newer one only when that finished later.
+    """
+    copied = []
+    for run in plan(params_dir, profile):
+        folder = os.path.join(outputs, run.question, run.name)
+        try:
+            with open(os.path.join(folder, products.RECORD)) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if record.get("status") != "ok" or record.get("parameters") != run.parameters:
+            continue
+        results_ = record["results"]
+        entry = {"settings": record["settings"], "results": results_,
+                 "provenance": {"device": results_.get("device"), "backend": results_.get("backend"),
+                                "precision": results_.get("precision"), "commit": record.get("commit"),
+                                "finished": record.get("finished"), "host": record.get("host"),
+                                "profile": profile, "elapsed_s": record.get("elapsed_s")}}
+        target = os.path.join(results, run.question, run.name)
+        known = _read(os.path.join(target, RUN_FILE))
+        if known and (known["provenance"].get("finished") or "") > (record.get("finished") or ""):
+            continue
+        os.makedirs(target, exist_ok=True)
+        with atomic_path(os.path.join(target, products.HISTORY)) as tmp:
+            shutil.copyfile(os.path.join(folder, products.HISTORY), tmp)
+        write_json(os.path.join(target, RUN_FILE), entry)
+        copied.append(run.key)
+    return copied
+
+
+def load(results="results"):
+    """{question: {run: {"settings", "results", "provenance", "history": DataFrame}}} of `results`."""
+    import pandas as pd
+
+    found = {}
+    for path in sorted(glob.glob(os.path.join(results, "*", "*", RUN_FILE))):
+        folder = os.path.dirname(path)
+        entry = _read(path)
+        if entry is None:
+            continue
+        entry["history"] = pd.read_csv(os.path.join(folder, products.HISTORY))
+        found.setdefault(os.path.basename(os.path.dirname(folder)), {})[os.path.basename(folder)] = entry
+    return found
+
+
+def recipe(settings):
+    """The part of a run's settings that names its network and recipe (all but `NOT_RECIPE`)."""
+    return {k: v for k, v in settings.items() if k not in NOT_RECIPE}
+
+
+def draw(results="results", readme="README.md", params_dir="params", profile="full"):
+    """Draw `results/README.md`, the paper's table and figures, and the README's block; return the block."""
+    from resnet_keras import index, plots
+
+    refs = load(results)
+    planned = {}
+    for run in plan(params_dir, profile):
+        planned.setdefault(run.question, []).append(run)
+    for question, done in refs.items():
+        if question == "paper":
+            facts = {name: {**e["settings"], **e["results"]} for name, e in done.items()}
+            histories = {name: e["history"] for name, e in done.items()}
+            index.paper_table(results, question, facts, histories)
+            index.plain_vs_residual(results, question, facts, histories)
+    plots.plt.close("all")
+    note = "Drawn by `make results` from the runs in this folder (`resnet_keras/reference.py`); do not edit by hand."
+    write_text(os.path.join(results, "README.md"), f"# Reference results\n\n{note}\n\n" + _block(planned, refs, ""))
+    block = _block(planned, refs, os.path.relpath(results, os.path.dirname(os.path.abspath(readme or "."))) + "/")
+    if readme and os.path.isfile(readme):
+        with open(readme, encoding="utf-8") as f:
+            text = f.read()
+        if BEGIN not in text or END not in text:
+            raise ConfigError(f"{readme} has no {BEGIN} ... {END} block; add the two markers where the results go")
+        head, rest = text.split(BEGIN, 1)
+        write_text(readme, head + BEGIN + "\n" + block + END + rest.split(END, 1)[1])
+    return block
+
+
+def _block(planned, refs, prefix):
+    """Markdown of every question of the plan: its references' table, its figures, the networks still missing."""
+    lines = []
+    for question, runs in planned.items():
+        done = refs.get(question, {})
+        facts = {name: {**e["settings"], **e["results"]} for name, e in done.items()}
+        missing = list(dict.fromkeys(_network(run.name, run.settings) for run in runs if run.name not in done))
+        lines.append(f"**{question}** ({len(done)} of {len(runs)} runs at full length)")
+        if facts:
+            lines += ["", _table(facts, done), ""]
+            if question == "paper":
+                lines += [f"![Test error against depth]({prefix}paper/error_vs_depth.png)",
+                          f"![Plain against residual networks]({prefix}paper/plain_vs_residual.png)", ""]
+        if missing:
+            lines.append(f"No reference yet: {', '.join(missing)}.")
+        lines.append("")
+    return "\n".join(lines).strip() + "\n"
+
+
+def _network(name, settings):
+    """What a row names: the network for the study's runs (family and depth), else the run without its seed."""
+    import re
+
+    from resnet_keras import plots
+
+    if "family" not in settings:
+        return re.sub(r"-seed\d+$", "", name)
+    family, depth = settings["family"], settings.get("depth")
+    label = plots.network_label(family, depth) if family in ("resnet", "plain") else f"{family}-{depth}"
+    return label + (f" (width {settings['width']})" if settings.get("width", 1) != 1 else "")
+
+
+def _table(facts, entries):
+    """Markdown: one row per network over its seeds."""
+    import pandas as pd
+
+    from resnet_keras.report import paper_error
+
+    rows = []
+    for name, f in facts.items():
+        p = entries[name]["provenance"]
+        rows.append({"network": _network(name, f), "seed": f.get("seed"), "error": 100 * (1 - f["test_accuracy"]),
+                     "paper": paper_error(f.get("dataset"), f.get("family", "resnet"), f.get("depth"),
+                                          f.get("shortcut", "zero_pad")),
+                     "params": f.get("params"), "epochs": f.get("epochs_trained"),
+                     "where": f"{p.get('device')}, {p.get('backend')}, {p.get('precision')}",
+                     "when": f"{(p.get('finished') or '')[:10]}, {p.get('commit')}"})
+    out = ["| network | seeds | test error (%) | best (%) | paper (%) | parameters | epochs | computed on "
+           "| date, commit |", "|---|---|---|---|---|---|---|---|---|"]
+    for network, part in pd.DataFrame(rows).groupby("network", sort=False):
+        errors = part["error"]
+        spread = f" +- {errors.std():.2f}" if len(part) > 1 else ""
+        paper = part["paper"].iloc[0]
+        out.append(f"| {network} | {len(part)} | {errors.mean():.2f}{spread} | {errors.min():.2f} | "
+                   f"{'' if pd.isna(paper) else f'{paper:.2f}'} | {part['params'].iloc[0]:,} | "
+                   f"{part['epochs'].iloc[0]} | {'; '.join(dict.fromkeys(part['where']))} | "
+                   f"{'; '.join(dict.fromkeys(part['when']))} |")
+    return "\n".join(out)
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m resnet_keras.reference", description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=("collect", "draw"))
+    ap.add_argument("--outputs", default="outputs", help="where the sweep's runs are (default: outputs)")
+    ap.add_argument("--results", default="results", help="the reference folder (default: results)")
+    ap.add_argument("--params", default="params", help="folder of params files (default: params)")
+    ap.add_argument("--profile", default="full", help="the plan a reference must match (default: full)")
+    ap.add_argument("--readme", default="README.md", help="README whose results block `draw` rewrites")
+    args = ap.parse_args(argv)
+    try:
+        if args.command == "collect":
+            copied = collect(args.outputs, args.results, args.params, args.profile)
+            print(f"reference: {len(copied)} runs copied into {args.results}/: {', '.join(copied) or 'none'}")
+        else:
+            draw(args.results, args.readme, args.params, args.profile)
+            print(f"reference: drew {args.results}/README.md and the results block of {args.readme}")
+    except ConfigError as e:
+        print(f"reference: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
