@@ -1,18 +1,17 @@
-"""The inference web app: model discovery, image decoding, the JSON API, and the page in headless Chromium."""
+"""The Gradio demo: model discovery, image decoding, its API, and the page in headless Chromium."""
 
 import io
 import json
+import os
 import shutil
-import threading
-import urllib.error
-import urllib.request
+import socket
 
 import numpy as np
 import pytest
 
 import resnet_keras as rk
 from conftest import chromium, requires_chromium
-from resnet_keras.app import find_models, make_server, read_image, top_k
+from resnet_keras.app import build_demo, find_models, read_image, top_k
 from resnet_keras.errors import ConfigError
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -49,11 +48,15 @@ def outputs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(outputs):
-    srv = make_server(str(outputs), port=0)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    """The app, launched as `make app` launches it, on a free local port; yields its URL."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_demo(str(outputs))
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
 
 
 def expected_top5(outputs, image):
@@ -61,13 +64,14 @@ def expected_top5(outputs, image):
     return top_k(model.predict(read_image(image, (32, 32)), verbose=0)[0], CLASSES)
 
 
-def post(url, data):
-    request = urllib.request.Request(url, data=data, method="POST")
+def classify(server, model, image_path):
+    """The app's `classify` endpoint through Gradio's own client: (status, Label value or error text)."""
+    from gradio_client import Client, handle_file
+
     try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+        return "ok", Client(server, verbose=False).predict(model, handle_file(str(image_path)), api_name="/classify")
+    except Exception as e:  # the client raises AppError with the app's gr.Error message
+        return "error", str(e)
 
 
 def test_models_are_found_with_their_run_records(outputs):
@@ -88,56 +92,59 @@ def test_top_k_is_sorted_and_named():
     assert top_k(np.array([0.2, 0.8]), None)[0]["class"] == "class 1"
 
 
-def test_api_classifies_an_upload_like_the_model_does(outputs, server):
-    image = png(seed=1)
-    status, answer = post(f"{server}/api/predict?model=q1/cifar10-resnet8-adam", image)
-    assert status == 200
-    expected = expected_top5(outputs, image)
-    assert [p["class"] for p in answer["top"]] == [p["class"] for p in expected]
-    np.testing.assert_allclose([p["probability"] for p in answer["top"]],
+def test_api_classifies_an_upload_like_the_model_does(outputs, server, tmp_path):
+    image = tmp_path / "image.png"
+    png(str(image), seed=1)
+    status, answer = classify(server, "q1/cifar10-resnet8-adam", image)
+    assert status == "ok", answer
+    expected = expected_top5(outputs, image.read_bytes())
+    assert answer["label"] == expected[0]["class"]
+    assert [c["label"] for c in answer["confidences"]] == [p["class"] for p in expected]
+    np.testing.assert_allclose([c["confidence"] for c in answer["confidences"]],
                                [p["probability"] for p in expected], atol=1e-5)
 
 
-@pytest.mark.parametrize("query,body,message", [
-    ("model=q1/cifar10-resnet8-adam", b"not an image", "the upload (12 bytes) is not an image Pillow can read"),
-    ("model=../../etc/passwd", png(), "model='../../etc/passwd' is not accepted; use one of q1/cifar10-resnet8-adam"),
-    ("model=q1/cifar10-resnet8-adam/.resume", png(), "is not accepted"),
-    ("model=q1/cifar10-resnet8-adam", b"", "no image in the request"),
+@pytest.mark.parametrize("model,content,message", [
+    ("q1/cifar10-resnet8-adam", b"not an image", "is not an image"),
+    ("../../etc/passwd", None, "model='../../etc/passwd' is not accepted; use one of q1/cifar10-resnet8-adam"),
+    ("q1/cifar10-resnet8-adam/.resume", None, "is not accepted"),
 ])
-def test_api_rejects_bad_requests_with_one_line(server, query, body, message):
-    status, answer = post(f"{server}/api/predict?{query}", body)
-    assert status == 400 and message in answer["error"] and "\n" not in answer["error"]
+def test_bad_requests_get_one_line(server, tmp_path, model, content, message):
+    path = tmp_path / "upload.png"
+    path.write_bytes(png() if content is None else content)
+    status, answer = classify(server, model, path)
+    assert status == "error" and message in answer, answer
 
 
 def test_missing_outputs_folder_is_named(tmp_path):
     with pytest.raises(ConfigError, match="is not a folder; run `make sweep` first"):
-        make_server(str(tmp_path / "nothing"), port=0)
+        build_demo(str(tmp_path / "nothing"))
 
 
 @requires_chromium
 def test_page_uploads_an_image_and_shows_the_top5_in_chromium(outputs, server, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import WebDriverWait
 
     image = tmp_path / "upload.png"
     png(str(image), seed=2)
     driver = chromium()
     try:
-        driver.get(server + "/")
-        wait = WebDriverWait(driver, 30)
-        wait.until(lambda d: Select(d.find_element(By.ID, "model")).options)
-        Select(driver.find_element(By.ID, "model")).select_by_value("q1/cifar10-resnet8-adam")
-        driver.find_element(By.ID, "image").send_keys(str(image))
-        wait.until(ec.element_to_be_clickable((By.ID, "classify"))).click()
-        wait.until(ec.visibility_of_element_located((By.ID, "predictions")))
-        rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")[:2]]
-                for tr in driver.find_elements(By.CSS_SELECTOR, "#predictions tbody tr")]
-        assert driver.execute_script("return document.getElementById('preview').naturalWidth") == 40
-        status = driver.find_element(By.ID, "status").text
+        driver.get(server)
+        wait = WebDriverWait(driver, 60)
+        upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#image input[type=file]"))
+        upload.send_keys(str(image))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#image img"))  # the preview of the upload
+        driver.find_element(By.ID, "classify").click()
+        rows = wait.until(lambda d: [r.text for r in d.find_elements(By.CSS_SELECTOR, LABEL_ROWS)] or None)
+        chosen = driver.find_element(By.CSS_SELECTOR, "#model input").get_attribute("value")
     finally:
         driver.quit()
     expected = expected_top5(outputs, image.read_bytes())
-    assert [r[0] for r in rows] == [p["class"] for p in expected]
-    assert [r[1] for r in rows] == [f"{100 * p['probability']:.1f}%" for p in expected]
-    assert status == "Top 5 classes from q1/cifar10-resnet8-adam"
+    shown = [row.split("\n") for row in rows]
+    assert [r[0] for r in shown] == [p["class"] for p in expected], rows
+    assert [r[-1] for r in shown] == [f"{round(100 * p['probability'])}%" for p in expected], rows
+    assert chosen.startswith("q1/cifar10-resnet8-adam (cifar10, test accuracy 0.400)")
+
+
+LABEL_ROWS = "#predictions .confidence-set"  # one row per class in Gradio's Label: its name, then its percentage
