@@ -25,7 +25,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/outputs/.jax-cache
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv data test demo sweep run reference results notebooks lab app bench clean
+.PHONY: help venv data test demo sweep run reference results notebooks lab app tensorboard bench clean
 
 help:
 	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper']"
@@ -40,7 +40,8 @@ help:
 	@echo "make venv GPU=1                                          set up Keras on JAX with CUDA 12 (NVIDIA GPUs)"
 	@echo "make bench [BENCH_ARGS=--tiny]                           throughput against eager PyTorch"
 	@echo "make lab                                                 open the notebooks in JupyterLab"
-	@echo "make app [PORT=8000]                                     classify uploaded images with a trained model"
+	@echo "make app [PORT=8000] [APP_ARGS=--share]                 the Gradio demo: classify images with a trained model"
+	@echo "make tensorboard [TB_PORT=6006]                          every run's curves in TensorBoard, live"
 	@echo "make demo                                                train a ResNet-20 for one epoch"
 
 STAMP := $(VENV)/.installed$(if $(GPU),-gpu)
@@ -108,10 +109,15 @@ notebooks/%.ipynb: notebooks/%.py | venv
 lab: venv data notebooks
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-# A web page that classifies an uploaded image with any model.h5 under outputs/.
+# The Gradio demo: classify an image with any model.h5 under outputs/ (APP_ARGS=--share: a public link).
 PORT ?= 8000
 app: venv
-	$(PY) -m resnet_keras.app --outputs outputs --port $(PORT)
+	$(PY) -m resnet_keras.app --outputs outputs --port $(PORT) $(APP_ARGS)
+
+# TensorBoard over every run's logs (outputs/<question>/<run>/tensorboard/), all runs side by side, live.
+TB_PORT ?= 6006
+tensorboard: venv
+	$(VENV)/bin/tensorboard --logdir outputs --port $(TB_PORT)
 
 # Throughput against eager PyTorch (optional, benchmark-only: pip install torch==2.13.0):
 # the CPU benchmark, then the GPU one, which says so and stops where the backend sees no GPU.

@@ -4,6 +4,7 @@ import glob
 import json
 import math
 import os
+import shutil
 import time
 
 from keras import callbacks, ops
@@ -48,14 +49,23 @@ class RunCheckpoint(callbacks.BackupAndRestore):
     epoch, and the history is rewritten from the committed state, so no epoch
     appears twice. (Keras' own `BackupAndRestore` writes weights and metadata
     in place, one after the other, and keeps neither history nor best value.)
+
+    With `tensorboard_dir`, each committed epoch also goes to TensorBoard event
+    files there, as Keras' `TensorBoard` callback lays them out (`train/` and
+    `validation/`, tags `epoch_loss`, `epoch_accuracy`, ...; step = epoch),
+    written by tensorboardX, which needs no TensorFlow in the process. A
+    (re)start replaces them with the committed history, in a file that also
+    tells a live TensorBoard to drop what it read before (`purge_step`): after
+    a resume no step repeats and none is missing.
     """
 
     async_safe = True  # no per-batch work (BackupAndRestore's batch hook is idle when saving per epoch)
 
     def __init__(self, backup_dir, history_path, best_path=None, monitor="val_accuracy", epochs=None, log=False,
-                 export=None):
+                 export=None, tensorboard_dir=None):
         super().__init__(backup_dir, delete_checkpoint=False)
         self.history_path, self.best_path, self.monitor = history_path, best_path, monitor
+        self.tensorboard_dir, self._writers = tensorboard_dir, {}
         self.export = export  # the model saved as best.h5 (default: the model being fit)
         self.epochs, self.log = epochs, log
         self.state_path = os.path.join(backup_dir, "state.json")
@@ -80,6 +90,35 @@ class RunCheckpoint(callbacks.BackupAndRestore):
             self.model._initial_epoch = state["epoch"]
             self.rows, self.best = state["history"], state["best"]
         self._write_history()
+        if self.tensorboard_dir:
+            self._open_tensorboard()
+
+    def _open_tensorboard(self):
+        """Fresh event files holding the committed epochs (what an earlier attempt wrote is superseded)."""
+        from tensorboardX import SummaryWriter
+
+        shutil.rmtree(self.tensorboard_dir, ignore_errors=True)
+        self._writers = {part: SummaryWriter(os.path.join(self.tensorboard_dir, part), purge_step=1)
+                         for part in ("train", "validation")}
+        for row in self.rows:
+            self._log_epoch(row)
+
+    def _log_epoch(self, row):
+        step = row["epoch"]
+        for key, value in row.items():
+            if key == "epoch":
+                continue
+            part, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            name = {"lr": "learning_rate"}.get(name, name)
+            self._writers[part].add_scalar(f"epoch_{name}", value, step)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
@@ -108,6 +147,8 @@ class RunCheckpoint(callbacks.BackupAndRestore):
         self._write_history()
         write_json(self.state_path, {"epoch": self._current_epoch, "weights": weights, "history": self.rows,
                                      "best": self.best})
+        if self._writers:  # after the commit: TensorBoard shows committed epochs only
+            self._log_epoch(self.rows[-1])
         for old in glob.glob(os.path.join(self.backup_dir, "epoch-*.weights.h5")):
             if os.path.basename(old) != weights:
                 os.remove(old)

@@ -271,7 +271,7 @@ def _html_table(outputs, group):
             cells.append(f"<td{cls}>{html.escape(text)}</td>")
         folder = os.path.join(row.question, row.run)
         links = [f'<a href="{folder}/{f}">{label}</a>' for label, f in products.LINKS
-                 if os.path.isfile(os.path.join(outputs, folder, f))]
+                 if os.path.exists(os.path.join(outputs, folder, f))]
         cells.append(f"<td>{' '.join(links)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
         if row.status in ("failed", "blocked"):

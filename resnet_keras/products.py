@@ -3,6 +3,7 @@
 Written by the run's notebook (`train`, then `report.finish`):
 
     model.h5       the trained model             history.csv    one row per epoch
+    tensorboard/   history.csv for TensorBoard (train/, validation/)
     curves.png     learning curves               confusion.png  confusion matrix on the test set
     results.json   the run's figures (accuracy, parameters, times), written last
 
@@ -20,6 +21,7 @@ stage): the state to continue from, removed once the run is recorded.
 MODEL = "model.h5"
 BEST_MODEL = "best.h5"  # `train(save_best=True)`: the best model by the monitored metric
 HISTORY = "history.csv"
+TENSORBOARD = "tensorboard"  # TensorBoard event files of the epochs (`checkpoint.RunCheckpoint`)
 CURVES = "curves.png"
 CONFUSION = "confusion.png"
 RESULTS = "results.json"
@@ -37,5 +39,5 @@ FROM_NOTEBOOK = (MODEL, HISTORY, CURVES, RESULTS)  # every notebook writes these
 FROM_SWEEP = (NOTEBOOK, REPORT, KERNEL_LOG, RECORD, ERROR)  # the sweep's, around the notebook
 COMPLETE = (NOTEBOOK, REPORT, MODEL, HISTORY, CURVES, RECORD)  # a finished run has these
 LINKS = (("report", REPORT), ("notebook", NOTEBOOK), ("model", MODEL), ("history", HISTORY), ("curves", CURVES),
-         ("confusion", CONFUSION), ("record", RECORD))  # the index's links, where the file exists
+         ("confusion", CONFUSION), ("TensorBoard", TENSORBOARD), ("record", RECORD))  # the index's, where they exist
 RESUME_FOLDERS = (RESUME, f"{FINETUNE}/{RESUME}")

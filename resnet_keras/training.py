@@ -98,8 +98,9 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     host, on the device, or "auto": see `resolve_pipeline`); all give the same
     batches. After `set_devices(k)`, each batch of `batch_size` is split over
     k devices. Writes into `out_dir`: `history.csv` (one row per epoch: loss,
-    accuracy, val_loss, val_accuracy, lr, time_s), `best.h5` (best `monitor`,
-    if `save_best`) and `.resume/` (the state to continue from). Verbose 2
+    accuracy, val_loss, val_accuracy, lr, time_s), the same as TensorBoard
+    logs (`tensorboard/`), `best.h5` (best `monitor`, if `save_best`) and
+    `.resume/` (the state to continue from). Verbose 2
     prints one line per epoch (ours, with the epoch number and learning rate),
     1 is Keras' progress bar, 0 is silent. Raises `TrainingDiverged` on a non-finite loss.
     Returns the full history (all epochs, resumed ones included) as a DataFrame.
@@ -124,7 +125,8 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     has_val = len(data.y_val) > 0
     ckpt = RunCheckpoint(os.path.join(out_dir, products.RESUME), os.path.join(out_dir, products.HISTORY),
                          os.path.join(out_dir, products.BEST_MODEL) if save_best else None,
-                         monitor if has_val else monitor.removeprefix("val_"), epochs, log=verbose == 2, export=model)
+                         monitor if has_val else monitor.removeprefix("val_"), epochs, log=verbose == 2, export=model,
+                         tensorboard_dir=os.path.join(out_dir, products.TENSORBOARD))
     batches.set_epoch(ckpt.saved_epoch())
     val = CifarBatches(data.x_val, data.y_val, 500 // shards * shards, pipeline=pipeline,
                        shards=shards) if has_val else None

@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import contextlib  # noqa: E402
+import glob  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -53,6 +54,21 @@ def chromium():
                  "--disable-dev-shm-usage"):
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+
+
+def tensorboard_scalars(folder):
+    """{(part, tag): [(step, value), ...]} of every TensorBoard event file in `folder`'s parts (train/,
+    validation/), file after file: what a reader that ignores purge marks would show."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.util.tensor_util import make_ndarray
+
+    scalars = {}
+    for path in sorted(glob.glob(os.path.join(str(folder), "*", "events.out.tfevents.*"))):
+        part = os.path.basename(os.path.dirname(path))
+        for event in EventFileLoader(path).Load():
+            for value in event.summary.value:
+                scalars.setdefault((part, value.tag), []).append((event.step, float(make_ndarray(value.tensor))))
+    return scalars
 
 
 def copy_project(root):

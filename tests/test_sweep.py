@@ -73,6 +73,7 @@ def test_smoke_sweep_produces_every_artefact(project):
         assert {"resnet_keras", "resnet_keras.models", "resnet_keras.training"} <= set(metrics["sources"])
         assert not {"resnet_keras.app", "resnet_keras.index", "resnet_keras.sweep"} & set(metrics["sources"])
         assert not (folder / ".resume").exists()
+        assert (folder / products.TENSORBOARD / "train").is_dir()
     model = rk.load_h5(str(root / "outputs" / SMOKE_RUNS[0] / "model.h5"))
     assert model.predict(__import__("numpy").zeros((2, 32, 32, 3), "float32"), verbose=0).shape == (2, 10)
     results = pd.read_csv(root / "outputs" / "results.csv")
@@ -90,7 +91,9 @@ def test_smoke_sweep_produces_every_artefact(project):
     q3 = (root / "outputs" / "q3/cifar10-sgd-none" / "report.html").read_text()
     assert "Weights of the ResNet-50 base: none: random initialisation" in q3
     assert (root / "outputs" / "q2" / "comparison.png").is_file()
-    assert "tcp://127.0.0.1:" in (root / "outputs" / "index.html").read_text()  # the index shows the workers
+    index = (root / "outputs" / "index.html").read_text()
+    assert "tcp://127.0.0.1:" in index  # the index shows the workers
+    assert f'href="{SMOKE_RUNS[0]}/{products.TENSORBOARD}">TensorBoard</a>' in index
 
 
 def _finished(root, key):
@@ -134,6 +137,35 @@ def test_progress_is_one_line_per_run_and_epoch(project):
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "epoch 1/1  loss" in text and "legacy" not in text and "\r" not in text and "\b" not in text  # no per-batch progress bar
     assert "absl" not in text and "oneDNN" not in text  # TensorFlow's C++ logs go to kernel.log, not the report
+
+
+def test_make_tensorboard_serves_every_runs_curves_side_by_side(project):
+    import signal
+    import socket
+    import time
+
+    root, _ = project
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["make", "tensorboard", f"TB_PORT={port}", f"PY={sys.executable}",
+                             f"VENV={os.path.dirname(os.path.dirname(sys.executable))}", f"STAMP={root / '.venv-ready'}"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, tags = time.time() + 120, None
+        while tags is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/scalars/tags", timeout=5) as r:
+                    tags = json.loads(r.read())
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode()[-2000:]
+                time.sleep(1)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    for key in SMOKE_RUNS:
+        assert "epoch_loss" in tags[f"{key}/{products.TENSORBOARD}/train"], sorted(tags)
+    assert "epoch_accuracy" in tags[f"{SMOKE_RUNS[0]}/{products.TENSORBOARD}/validation"]
 
 
 def test_a_run_as_a_plain_script_writes_what_the_notebook_wrote_under_papermill(project, tmp_path):
@@ -270,7 +302,8 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
     for key in SMOKE_RUNS:
         entry = json.loads((results / key / "run.json").read_text())
         assert set(os.listdir(results / key)) == {"run.json", "history.csv"}
-        assert entry["settings"]["seed"] in (0, 1) and entry["results"]["test_accuracy"] >= 0
+        record = json.loads((root / "outputs" / key / "record.json").read_text())
+        assert entry["settings"] == record["settings"] and entry["results"] == record["results"]
         assert entry["provenance"]["backend"] == os.environ.get("KERAS_BACKEND", "tensorflow")
         assert "cores" in entry["provenance"]["device"] and entry["provenance"]["finished"]
         assert "commit" in entry["provenance"]  # None here: the copy of the project is not a git checkout
@@ -286,7 +319,8 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
     assert f"| ResNet-20 | 2 | {mean:.2f} +- {std:.2f} | {min(errors):.2f} | 8.75 |" in text
     assert "| plain-20 | 1 |" in text and "No reference yet: plain-20." in text
     for figure in ("error_vs_depth.png", "plain_vs_residual.png"):
-        assert f"(results/paper/{figure})" in text and (results / "paper" / figure).stat().st_size > 1000
+        link = os.path.join(os.path.relpath(results, readme.parent), "paper", figure)  # from the README's folder
+        assert f"({link})" in text and (results / "paper" / figure).stat().st_size > 1000
     assert (results / "README.md").read_text().count("(paper/error_vs_depth.png)") == 1
     code, out = sweep(root)  # nothing to run; the index now draws the runs over their references
     assert code == 0 and "] start" not in out, out

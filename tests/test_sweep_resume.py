@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import copy_project, dask_cluster
+from conftest import copy_project, dask_cluster, tensorboard_scalars
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +93,12 @@ def test_run_killed_with_its_sweep_then_with_its_dask_worker_resumes_each_time_w
     finally:
         params.unlink()
     assert proc.returncode == 0, out
-    assert pd.read_csv(folder / "history.csv")["epoch"].tolist() == list(range(1, 9))  # each epoch exactly once
+    history = pd.read_csv(folder / "history.csv")
+    assert history["epoch"].tolist() == list(range(1, 9))  # each epoch exactly once
+    # So in TensorBoard, reading every event file the three attempts left: each epoch once, in order.
+    losses = tensorboard_scalars(folder / "tensorboard")["train", "epoch_loss"]
+    assert [step for step, _ in losses] == list(range(1, 9))
+    assert [round(v, 5) for _, v in losses] == [round(v, 5) for v in history["loss"]]
     record = json.loads((folder / "record.json").read_text())
     assert record["worker"] != busy[0] and record["worker"] in survivors and record["results"]["epochs_trained"] == 8
     first = _first_epoch_printed(folder)

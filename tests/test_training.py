@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 import resnet_keras as rk
+from conftest import tensorboard_scalars
 from resnet_keras.errors import ConfigError
 
 pytestmark = pytest.mark.backend
@@ -103,6 +104,14 @@ def test_resume_continues_from_last_completed_epoch(tiny_data, tmp_path):
     hist = rk.train(model, data, str(tmp_path), epochs=3, batch_size=16, verbose=0)
     assert hist["epoch"].tolist() == [1, 2, 3]
     assert pd.read_csv(tmp_path / "history.csv")["epoch"].tolist() == [1, 2, 3]
+    # TensorBoard shows the same epochs, once each, in order, with the history's values, across both attempts.
+    scalars = tensorboard_scalars(tmp_path / "tensorboard")
+    assert set(scalars) == {("train", "epoch_loss"), ("train", "epoch_accuracy"), ("train", "epoch_learning_rate"),
+                            ("train", "epoch_time_s"), ("validation", "epoch_loss"), ("validation", "epoch_accuracy")}
+    for (part, tag), points in scalars.items():
+        column = ("val_" if part == "validation" else "") + tag.removeprefix("epoch_").replace("learning_rate", "lr")
+        assert [step for step, _ in points] == [1, 2, 3], (part, tag)
+        np.testing.assert_allclose([v for _, v in points], hist[column], rtol=1e-6)
 
 
 def test_divergence_fails_the_run(tiny_data, tmp_path):
