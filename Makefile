@@ -30,19 +30,19 @@ export PYTHONUNBUFFERED := 1
 help:
 	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper']"
 	@echo "           [SCHEDULER=tcp://HOST:8786|local]         ... on a Dask cluster whose workers share outputs/"
-	@echo "                                                         run the experiments into outputs/"
+	@echo "                                                        run the experiments into outputs/"
 	@echo "           [BACKEND=tensorflow|jax|torch]             ... with that Keras backend (any target)"
 	@echo "make run RUN=question/run [PROFILE=..] [P='epochs=2 seed=1']  one run of the plan as a plain script"
-	@echo "                                                         (no Jupyter kernel: batch jobs, bare GPU machines)"
+	@echo "                                                        (no Jupyter kernel: batch jobs, bare GPU machines)"
 	@echo "make reference                                          copy finished full-length runs into results/"
 	@echo "make results                                            draw the README's results from results/"
 	@echo "make test [TEST_JOBS=2]                                 run the test suite (TEST_JOBS pytest processes)"
-	@echo "make venv GPU=1                                          set up Keras on JAX with CUDA 12 (NVIDIA GPUs)"
-	@echo "make bench [BENCH_ARGS=--tiny]                           throughput against eager PyTorch"
-	@echo "make lab                                                 open the notebooks in JupyterLab"
+	@echo "make venv GPU=1                                         set up Keras on JAX with CUDA 12 (NVIDIA GPUs)"
+	@echo "make bench [BENCH_ARGS=--tiny]                          throughput against eager PyTorch"
+	@echo "make lab                                                open the notebooks in JupyterLab"
 	@echo "make app [PORT=8000] [APP_ARGS=--share]                 the Gradio demo: classify images with a trained model"
-	@echo "make tensorboard [TB_PORT=6006]                          every run's curves in TensorBoard, live"
-	@echo "make demo                                                train a ResNet-20 for one epoch"
+	@echo "make tensorboard [TB_PORT=6006]                         every run's curves in TensorBoard, live"
+	@echo "make demo                                               train a ResNet-20 for one epoch"
 
 STAMP := $(VENV)/.installed$(if $(GPU),-gpu)
 venv: $(STAMP)
