@@ -48,12 +48,8 @@ def collect(outputs="outputs", results="results", params_dir="params", profile="
     copied = []
     for run in plan(params_dir, profile):
         folder = os.path.join(outputs, run.question, run.name)
-        try:
-            with open(os.path.join(folder, products.RECORD)) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if record.get("status") != "ok" or record.get("parameters") != run.parameters:
+        record = _read(os.path.join(folder, products.RECORD))
+        if record is None or record.get("status") != "ok" or record.get("parameters") != run.parameters:
             continue
         results_ = record["results"]
         entry = {"settings": record["settings"], "results": results_,
