@@ -104,7 +104,7 @@ def test_both_layouts_compute_the_same_network(family, shortcut):
     """Channels first (the PyTorch backend's) and channels last, with the same weights: the same
     probabilities, the same SGD step and batch-norm statistics, and each saved model loads in the other's
     place; so the reference-equivalence tests, run in the native layout, cover both."""
-    keras.utils.set_random_seed(0)
+    rk.set_seed(0)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (16, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, 16).astype("int32")
