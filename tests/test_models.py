@@ -100,10 +100,11 @@ def test_networks_run_channels_first_on_pytorch_and_channels_last_elsewhere():
 
 
 @pytest.mark.parametrize("family,shortcut", [("resnet", "zero_pad"), ("preact", "projection")])
-def test_both_layouts_compute_the_same_network(family, shortcut):
+def test_both_layouts_compute_the_same_network(family, shortcut, tmp_path):
     """Channels first (the PyTorch backend's) and channels last, with the same weights: the same
-    probabilities, the same SGD step and batch-norm statistics, and each saved model loads in the other's
-    place; so the reference-equivalence tests, run in the native layout, cover both."""
+    probabilities, the same SGD step and batch-norm statistics, and the weights one saves load into the other
+    (a model trained on PyTorch serves on TensorFlow); so the reference-equivalence tests, run in the native
+    layout, cover both."""
     rk.set_seed(0)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (16, 32, 32, 3)).astype("float32")
@@ -125,6 +126,10 @@ def test_both_layouts_compute_the_same_network(family, shortcut):
         else:  # batch-norm statistics: sums of the forward pass only
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=variable.path)
     np.testing.assert_allclose(last.predict(x, verbose=0), first.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
+    first.save_weights(tmp_path / "first.weights.h5")
+    other = rk.build_model(family, 8, shortcut=shortcut, weight_decay=1e-4, data_format="channels_last")
+    other.load_weights(tmp_path / "first.weights.h5")
+    np.testing.assert_allclose(other.predict(x, verbose=0), first.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
 
 
 def test_both_layouts_fold_for_inference():
