@@ -106,8 +106,9 @@ confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_na
 # %% [markdown]
 # ## Save
 #
-# The model (`model.h5`, probabilities out), the figures, the history and the key figures (`results.json`).
+# The model (`model.h5`, probabilities out), the figures, the history, a few test images (`examples/`, the
+# demo's) and the key figures (`results.json`).
 
 # %%
 report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, precision=precision,
-              class_names=data.class_names)
+              data=data)

@@ -86,4 +86,4 @@ curves = plots.plot_history(history, f"{model.name}, {optimizer}, batch {batch_s
 # %%
 test = rk.evaluate(model, data.x_test, data.y_test)
 print(f"test accuracy {test['accuracy']:.4f}")
-report.finish(out_dir, model, history, test, {"curves": curves}, precision=precision, class_names=data.class_names)
+report.finish(out_dir, model, history, test, {"curves": curves}, precision=precision, data=data)

@@ -120,4 +120,4 @@ else:
 print(f"test accuracy {test['accuracy']:.4f}")
 confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
 report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, weights=weights_used,
-              augment=augment and not cache_features, precision=precision, class_names=data.class_names)
+              augment=augment and not cache_features, precision=precision, data=data)

@@ -127,8 +127,9 @@ print(f"latency {speed['latency_ms']:.2f} ms per image, throughput {speed['throu
 # %% [markdown]
 # ## Save
 #
-# The model (`model.h5`, probabilities out), the figures, the history and the key figures (`results.json`).
+# The model (`model.h5`, probabilities out), the figures, the history, a few test images (`examples/`, the
+# demo's) and the key figures (`results.json`).
 
 # %%
 report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, precision=precision,
-              class_names=data.class_names, **speed)
+              data=data, **speed)

@@ -5,6 +5,7 @@ Written by the run's notebook (`train`, then `report.finish`):
     model.h5       the trained model             history.csv    one row per epoch
     tensorboard/   history.csv for TensorBoard (train/, validation/)
     curves.png     learning curves               confusion.png  confusion matrix on the test set
+    examples/      a few test images, one per class (PNG): the demo's examples
     results.json   the run's figures (accuracy, parameters, times), written last
 
 Written by the sweep around the notebook:
@@ -25,6 +26,7 @@ TENSORBOARD = "tensorboard"  # TensorBoard event files of the epochs (`checkpoin
 CURVES = "curves.png"
 CONFUSION = "confusion.png"
 RESULTS = "results.json"
+EXAMPLES = "examples"  # `report.finish(data=...)`: test images for the demo and a published model's Space
 NOTEBOOK = "notebook.ipynb"
 REPORT = "report.html"
 KERNEL_LOG = "kernel.log"

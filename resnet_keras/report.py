@@ -65,8 +65,8 @@ def run_summary(history, test, model, **info):
     return summary
 
 
-def finish(out_dir, model, history, test, figures=None, **info):
-    """End a run: write its figures, history and model, and last its `results.json`.
+def finish(out_dir, model, history, test, figures=None, data=None, **info):
+    """End a run: write its figures, history, model and example images, and last its `results.json`.
 
     Args:
         out_dir: the run's folder.
@@ -76,6 +76,9 @@ def finish(out_dir, model, history, test, figures=None, **info):
         test: the dict from `evaluate` on the test set.
         figures: {"curves": figure, "confusion": figure}, by the names of
             `products.FIGURES` ("curves" at least: the index shows it).
+        data: the run's `CifarData`: its class names go into `results.json`,
+            and a few of its test images into `examples/` (the demo's and a
+            published model's Space's examples).
         info: what else `results.json` records (data set, optimizer, ...).
     Returns:
         the dict written to `results.json` (`run_summary`).
@@ -86,15 +89,48 @@ def finish(out_dir, model, history, test, figures=None, **info):
     figures = figures or {}
     for name in figures:
         check_choice("figure", name, tuple(products.FIGURES))
+    if data is not None:
+        info.setdefault("class_names", list(data.class_names))
     summary = run_summary(history, test, model, **info)
     for name, fig in figures.items():
         save_figure(fig, os.path.join(out_dir, products.FIGURES[name]))
     write_text(os.path.join(out_dir, products.HISTORY), history.to_csv(index=False))
     save_h5(model, os.path.join(out_dir, products.MODEL))
+    if data is not None:
+        write_examples(os.path.join(out_dir, products.EXAMPLES), data.x_test, data.y_test, data.class_names)
     write_run_results(out_dir, summary)
-    written = [products.FIGURES[name] for name in figures] + [products.HISTORY, products.MODEL, products.RESULTS]
+    written = [products.FIGURES[name] for name in figures] + [products.HISTORY, products.MODEL]
+    written += [f"{products.EXAMPLES}/"] if data is not None else []
+    written.append(products.RESULTS)
     print(f"saved {', '.join(written)}")
     return summary
+
+
+def write_examples(folder, x, y, class_names, count=8):
+    """Write the first test image of each of the first `count` classes met as `folder/<i>-<class>.png`.
+
+    Returns the paths written. Earlier examples in `folder` are replaced.
+    """
+    from PIL import Image
+
+    from resnet_keras.files import atomic_path
+
+    firsts = {}
+    for i, label in enumerate(y):
+        firsts.setdefault(int(label), i)
+        if len(firsts) == count:
+            break
+    os.makedirs(folder, exist_ok=True)
+    for old in os.listdir(folder):
+        if old.endswith(".png"):
+            os.remove(os.path.join(folder, old))
+    paths = []
+    for n, (label, i) in enumerate(firsts.items()):
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(class_names[label]))
+        paths.append(os.path.join(folder, f"{n}-{name}.png"))
+        with atomic_path(paths[-1]) as tmp:
+            Image.fromarray(x[i]).save(tmp, format="PNG")
+    return paths
 
 
 def write_run_results(out_dir, summary):

@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -157,6 +158,28 @@ def test_finish_writes_every_product_of_the_notebook_and_the_results_last(tmp_pa
     assert results["dataset"] == "cifar10" and results["test_accuracy"] == summary["test_accuracy"] == 0.3
     assert (out / products.RESULTS).stat().st_mtime_ns >= (out / products.MODEL).stat().st_mtime_ns
     assert rk.load_h5(str(out / products.MODEL)).count_params() == model.count_params()
+
+
+def test_finish_writes_one_test_image_per_class_met_first_as_examples(tmp_path):
+    from PIL import Image
+
+    import resnet_keras as rk
+    from resnet_keras import products
+    from resnet_keras.report import finish
+
+    x = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    y = np.array([2, 2, 0, 1, 0, 2], dtype=np.int32)
+    data = rk.data.CifarData(x, y, x[:0], y[:0], x, y, ["cat", "ship", "maple tree"])
+    history = pd.DataFrame({"epoch": [1], "accuracy": [0.2], "time_s": [10.0]})
+    out = tmp_path / "run"
+    (out / products.EXAMPLES).mkdir(parents=True)
+    (out / products.EXAMPLES / "0-old.png").write_bytes(b"stale")
+    finish(str(out), rk.build_resnet(8, 3), history, {"accuracy": 0.3, "loss": 1.9}, data=data)
+    examples = sorted(os.listdir(out / products.EXAMPLES))
+    assert examples == ["0-maple_tree.png", "1-cat.png", "2-ship.png"]
+    for name, i in zip(examples, (0, 2, 3)):  # the first image of each class, in test-set order
+        np.testing.assert_array_equal(np.asarray(Image.open(out / products.EXAMPLES / name)), x[i])
+    assert json.loads((out / products.RESULTS).read_text())["class_names"] == ["cat", "ship", "maple tree"]
 
 
 def test_index_lists_runs_not_run_yet_beside_finished_ones(tmp_path):
