@@ -5,8 +5,9 @@
 
 Pick a model (every `model.h5` under the outputs folder, with the data set and
 test accuracy its run recorded), upload, paste or drop an image (any format
-Pillow reads; it is resized to the model's 32x32 input), and the page shows
-the five most likely classes with their probabilities. Class names come from
+Pillow reads; it is resized to the model's 32x32 input) or click one of the
+test images of the model's data set that its run wrote (`examples/`), and the
+page shows the five most likely classes with their probabilities. Class names come from
 the run's `results.json`; the model runs folded for inference
 (`inference_model`), loaded in safe mode, one at a time. `--share` asks Gradio
 for a public link (it needs internet). Gradio also serves its API: the
@@ -42,8 +43,15 @@ def find_models(outputs):
                 **_read_dict(os.path.join(folder, products.RESULTS))}
         models[run_id] = {"id": run_id, "path": os.path.join(folder, products.MODEL), "dataset": info.get("dataset"),
                           "model": info.get("model"), "test_accuracy": info.get("test_accuracy"),
-                          "class_names": info.get("class_names")}
+                          "class_names": info.get("class_names"), "examples": _examples(folder)}
     return models
+
+
+def _examples(folder):
+    """The run's example images (`report.write_examples`), as [(path, class name)], in their order."""
+    folder = os.path.join(folder, products.EXAMPLES)
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".png")) if os.path.isdir(folder) else []
+    return [(os.path.join(folder, n), n[:-len(".png")].partition("-")[2]) for n in names]
 
 
 def _read_dict(path):
@@ -139,6 +147,11 @@ def build_demo(outputs="outputs"):
         return {t["class"]: t["probability"] for t in top}
 
     found = choices()
+    first = classifier.available()[found[0][1]] if found else None
+
+    def examples(run_id):
+        shown = classifier.available().get(run_id, {}).get("examples", [])
+        return gr.Dataset(samples=[[path] for path, _ in shown], sample_labels=[label for _, label in shown])
     with gr.Blocks(title="ResNet classifier") as demo:
         gr.Markdown(f"# ResNet classifier\nThe trained models of `{os.path.abspath(outputs)}`: pick one, give it an "
                     f"image, and see its five most likely classes.")
@@ -148,6 +161,10 @@ def build_demo(outputs="outputs"):
                 image = gr.Image(type="pil", sources=["upload", "clipboard"], label="Image", elem_id="image")
                 button = gr.Button("Classify", variant="primary", elem_id="classify")
             label = gr.Label(num_top_classes=5, label="Top 5", elem_id="predictions")
+        shown = first["examples"] if first else []
+        examples_of = gr.Examples([[path] for path, _ in shown], [image], label="Test images of its data set",
+                                  elem_id="examples", example_labels=[name for _, name in shown] or None)
+        model.change(examples, model, examples_of.dataset)
         button.click(classify, [model, image], label, api_name="classify", preprocess=False)
         demo.load(lambda: gr.Dropdown(choices=choices()), None, model)  # models finished since the app started
     return demo
@@ -172,7 +189,8 @@ def main(argv=None):
     except ConfigError as e:
         print(f"app: {e}", file=sys.stderr)
         return 2
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_UPLOAD)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_UPLOAD,
+                allowed_paths=[args.outputs])  # the runs' example images
     return 0
 
 

@@ -107,7 +107,7 @@ def finish(out_dir, model, history, test, figures=None, data=None, **info):
 
 
 def write_examples(folder, x, y, class_names, count=8):
-    """Write the first test image of each of the first `count` classes met as `folder/<i>-<class>.png`.
+    """Write the first test image of each of the first `count` classes met as `folder/<nn>-<class>.png`.
 
     Returns the paths written. Earlier examples in `folder` are replaced.
     """
@@ -127,7 +127,7 @@ def write_examples(folder, x, y, class_names, count=8):
     paths = []
     for n, (label, i) in enumerate(firsts.items()):
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(class_names[label]))
-        paths.append(os.path.join(folder, f"{n}-{name}.png"))
+        paths.append(os.path.join(folder, f"{n:02d}-{name}.png"))
         with atomic_path(paths[-1]) as tmp:
             Image.fromarray(x[i]).save(tmp, format="PNG")
     return paths

@@ -39,6 +39,8 @@ def outputs(tmp_path_factory):
     run.mkdir(parents=True)
     rk.set_seed(0)
     rk.save_h5(rk.build_resnet(8), str(run / "model.h5"))
+    pixels = np.random.default_rng(3).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    rk.report.write_examples(str(run / "examples"), pixels, np.array([3, 8, 3]), CLASSES)  # 00-cat, 01-ship
     (run / "results.json").write_text(json.dumps({"model": "resnet8", "test_accuracy": 0.4, "class_names": CLASSES}))
     (run / "record.json").write_text(json.dumps({"status": "ok", "settings": {"dataset": "cifar10", "depth": 8}}))
     (run / ".resume").mkdir()
@@ -79,6 +81,8 @@ def test_models_are_found_with_their_run_records(outputs):
     assert list(models) == ["q1/cifar10-resnet8-adam"]
     assert models["q1/cifar10-resnet8-adam"]["class_names"] == CLASSES
     assert models["q1/cifar10-resnet8-adam"]["dataset"] == "cifar10"  # from the sweep's record of the run's settings
+    assert [(os.path.basename(p), c) for p, c in models["q1/cifar10-resnet8-adam"]["examples"]] == [
+        ("00-cat.png", "cat"), ("01-ship.png", "ship")]
 
 
 def test_images_of_any_size_become_one_rgb_batch():
@@ -148,3 +152,25 @@ def test_page_uploads_an_image_and_shows_the_top5_in_chromium(outputs, server, t
 
 
 LABEL_ROWS = "#predictions .confidence-set"  # one row per class in Gradio's Label: its name, then its percentage
+
+
+@requires_chromium
+def test_page_classifies_a_test_image_of_the_models_data_set_clicked_among_its_examples(outputs, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = chromium()
+    try:
+        driver.get(server)
+        wait = WebDriverWait(driver, 60)
+        examples = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#examples button.gallery-item") or None)
+        assert [e.text for e in examples] == ["cat", "ship"]  # the run's examples, labelled by their class
+        examples[1].click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#image img"))
+        driver.find_element(By.ID, "classify").click()
+        rows = wait.until(lambda d: [r.text for r in d.find_elements(By.CSS_SELECTOR, LABEL_ROWS)] or None)
+    finally:
+        driver.quit()
+    example = outputs / "q1" / "cifar10-resnet8-adam" / "examples" / "01-ship.png"
+    expected = expected_top5(outputs, example.read_bytes())
+    assert [row.split("\n")[0] for row in rows] == [p["class"] for p in expected], rows
