@@ -25,7 +25,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/outputs/.jax-cache
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv data test demo sweep run reference results notebooks lab app tensorboard bench clean
+.PHONY: help venv data test demo sweep run reference results notebooks lab app publish tensorboard bench clean
 
 help:
 	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper']"
@@ -41,6 +41,8 @@ help:
 	@echo "make bench [BENCH_ARGS=--tiny]                          throughput against eager PyTorch"
 	@echo "make lab                                                open the notebooks in JupyterLab"
 	@echo "make app [PORT=8000] [APP_ARGS=--share]                 the Gradio demo: classify images with a trained model"
+	@echo "make publish RUN=question/run [REPO=user/name]          a run's Hugging Face Hub folder: model, card, Space"
+	@echo "                                                        (uploaded to REPO with HF_TOKEN or hf auth login)"
 	@echo "make tensorboard [TB_PORT=6006]                         every run's curves in TensorBoard, live"
 	@echo "make demo                                               train a ResNet-20 for one epoch"
 
@@ -113,6 +115,12 @@ lab: venv data notebooks
 PORT ?= 8000
 app: venv
 	$(PY) -m resnet_keras.app --outputs outputs --port $(PORT) $(APP_ARGS)
+
+# One finished run for the Hugging Face Hub (resnet_keras/publish.py): outputs/<question>/<run>/hub/ holds the
+# model in Keras' format, its card and a Gradio Space; with REPO=user/name it is uploaded there.
+publish: venv
+	@test -n "$(RUN)" || { echo "make publish: RUN=question/run is needed, e.g. RUN=paper/resnet-20-seed0" >&2; exit 2; }
+	$(PY) -m resnet_keras.publish $(RUN) $(if $(REPO),--repo $(REPO))
 
 # TensorBoard over every run's logs (outputs/<question>/<run>/tensorboard/), all runs side by side, live.
 TB_PORT ?= 6006

@@ -16,13 +16,13 @@ for a public link (it needs internet). Gradio also serves its API: the
 
 import argparse
 import io
-import json
 import os
 import sys
 import threading
 
 from resnet_keras import products
 from resnet_keras.errors import ConfigError
+from resnet_keras.files import read_json_object
 
 MAX_UPLOAD = "20mb"  # Gradio refuses larger files
 
@@ -39,8 +39,8 @@ def find_models(outputs):
             continue
         run_id = os.path.relpath(folder, outputs).replace(os.sep, "/")
         # The run's settings (its data set) from the sweep's record, then what the run measured.
-        info = {**_read_dict(os.path.join(folder, products.RECORD)).get("settings", {}),
-                **_read_dict(os.path.join(folder, products.RESULTS))}
+        info = {**read_json_object(os.path.join(folder, products.RECORD)).get("settings", {}),
+                **read_json_object(os.path.join(folder, products.RESULTS))}
         models[run_id] = {"id": run_id, "path": os.path.join(folder, products.MODEL), "dataset": info.get("dataset"),
                           "model": info.get("model"), "test_accuracy": info.get("test_accuracy"),
                           "class_names": info.get("class_names"), "examples": _examples(folder)}
@@ -52,16 +52,6 @@ def _examples(folder):
     folder = os.path.join(folder, products.EXAMPLES)
     names = sorted(n for n in os.listdir(folder) if n.endswith(".png")) if os.path.isdir(folder) else []
     return [(os.path.join(folder, n), n[:-len(".png")].partition("-")[2]) for n in names]
-
-
-def _read_dict(path):
-    """The JSON object in `path`, or {} where the file is missing, unreadable or holds no object."""
-    try:
-        with open(path) as f:
-            found = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
 
 
 def read_image(image, size):

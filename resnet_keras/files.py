@@ -52,6 +52,16 @@ def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
+def read_json_object(path):
+    """The JSON object in `path`, or {} where the file is missing, unreadable or holds no object."""
+    try:
+        with open(path) as f:
+            found = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def _jsonable(value):
     if hasattr(value, "item"):  # NumPy scalars
         return value.item()

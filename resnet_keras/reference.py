@@ -23,14 +23,13 @@ reference curves of the same network and recipe (`index.py`).
 
 import argparse
 import glob
-import json
 import os
 import shutil
 import sys
 
 from resnet_keras import products
 from resnet_keras.errors import ConfigError
-from resnet_keras.files import atomic_path, write_json, write_text
+from resnet_keras.files import atomic_path, read_json_object, write_json, write_text
 from resnet_keras.params import plan
 
 RUN_FILE = "run.json"
@@ -48,8 +47,8 @@ def collect(outputs="outputs", results="results", params_dir="params", profile="
     copied = []
     for run in plan(params_dir, profile):
         folder = os.path.join(outputs, run.question, run.name)
-        record = _read(os.path.join(folder, products.RECORD))
-        if record is None or record.get("status") != "ok" or record.get("parameters") != run.parameters:
+        record = read_json_object(os.path.join(folder, products.RECORD))
+        if record.get("status") != "ok" or record.get("parameters") != run.parameters:
             continue
         results_ = record["results"]
         entry = {"settings": record["settings"], "results": results_,
@@ -58,7 +57,7 @@ def collect(outputs="outputs", results="results", params_dir="params", profile="
                                 "finished": record.get("finished"), "host": record.get("host"),
                                 "profile": profile, "elapsed_s": record.get("elapsed_s")}}
         target = os.path.join(results, run.question, run.name)
-        known = _read(os.path.join(target, RUN_FILE))
+        known = read_json_object(os.path.join(target, RUN_FILE))
         if known and (known["provenance"].get("finished") or "") > (record.get("finished") or ""):
             continue
         os.makedirs(target, exist_ok=True)
@@ -76,8 +75,8 @@ def load(results="results"):
     found = {}
     for path in sorted(glob.glob(os.path.join(results, "*", "*", RUN_FILE))):
         folder = os.path.dirname(path)
-        entry = _read(path)
-        if entry is None:
+        entry = read_json_object(path)
+        if not entry:
             continue
         entry["history"] = pd.read_csv(os.path.join(folder, products.HISTORY))
         found.setdefault(os.path.basename(os.path.dirname(folder)), {})[os.path.basename(folder)] = entry
@@ -175,14 +174,6 @@ def _table(facts, entries):
                    f"{part['epochs'].iloc[0]} | {'; '.join(dict.fromkeys(part['where']))} | "
                    f"{'; '.join(dict.fromkeys(part['when']))} |")
     return "\n".join(out)
-
-
-def _read(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def main(argv=None):
