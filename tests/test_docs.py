@@ -54,9 +54,9 @@ def test_every_target_variable_path_and_link_a_doc_names_exists(doc):
 
 
 def test_the_check_finds_a_removed_target_variable_and_path():
-    text = ("Run `make sweep PROFILE=smoke`, then `make publish`, or `make sweep COLOUR=red`; the make targets; see "
+    text = ("Run `make sweep PROFILE=smoke`, then `make deploy`, or `make sweep COLOUR=red`; the make targets; see "
             "`resnet_keras/sweep.py`, `resnet_keras/gone.py`, [the guide](docs/nowhere.md).")
-    assert broken_references(text, makefile()) == ["make target publish", "make variable COLOUR",
+    assert broken_references(text, makefile()) == ["make target deploy", "make variable COLOUR",
                                                          "path resnet_keras/gone.py", "path docs/nowhere.md"]
 
 

@@ -24,12 +24,17 @@ SMOKE_RUNS = ["q1/cifar10-resnet8-adam", "q2/cifar10-resnet8-sgd-b32", "q3/cifar
               "paper/plain-20-seed1", "preact100/preact-8-w1"]
 
 
-def make_sweep(root, *args):
-    """`make sweep PROFILE=smoke ARGS...` in `root`, with the running environment standing for make's .venv (its
-    stamp `root/.venv-ready`, newer than the requirements); return the finished process."""
-    return subprocess.run(["make", "sweep", "PROFILE=smoke", *args, f"PY={sys.executable}",
+def make(root, target, *args):
+    """`make TARGET ARGS...` in `root`, with the running environment standing for make's .venv (its stamp
+    `root/.venv-ready`, newer than the requirements); return the finished process."""
+    return subprocess.run(["make", target, *args, f"PY={sys.executable}",
                            f"VENV={os.path.dirname(os.path.dirname(sys.executable))}", f"STAMP={root / '.venv-ready'}"],
                           cwd=root, capture_output=True, text=True, timeout=900)
+
+
+def make_sweep(root, *args):
+    """`make sweep PROFILE=smoke ARGS...` in `root` (see `make`)."""
+    return make(root, "sweep", "PROFILE=smoke", *args)
 
 
 def sweep(root, *args, env=None):
@@ -94,6 +99,28 @@ def test_smoke_sweep_produces_every_artefact(project):
     index = (root / "outputs" / "index.html").read_text()
     assert "tcp://127.0.0.1:" in index  # the index shows the workers
     assert f'href="{SMOKE_RUNS[0]}/{products.TENSORBOARD}">TensorBoard</a>' in index
+
+
+def test_make_publish_writes_the_hub_folder_of_a_smoke_run(project):
+    import keras
+    import numpy as np
+    from huggingface_hub import ModelCard
+
+    import resnet_keras as rk
+
+    root, _ = project
+    proc = make(root, "publish", "RUN=paper/resnet-20-seed0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = root / "outputs" / "paper" / "resnet-20-seed0"
+    hub = run / "hub"
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(keras.saving.load_model(str(hub)).predict(x, verbose=0),
+                               rk.load_h5(str(run / "model.h5")).predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
+    assert ModelCard.load(hub / "README.md").data.eval_results[0].metric_value == round(accuracy, 4)
+    assert "| He et al. (2015), table 6 | 0.9125 | 8.75% |" in (hub / "README.md").read_text()
+    assert len(os.listdir(hub / "space" / "examples")) == 8  # the run's examples, one per class
+    assert (hub / "curves.png").is_file() and (hub / "history.csv").is_file()
 
 
 def _finished(root, key):
