@@ -120,7 +120,7 @@ def write_folder(run_dir, repo=None):
         for name in COPIED:
             if os.path.isfile(os.path.join(run_dir, name)):
                 shutil.copy(os.path.join(run_dir, name), tmp)
-        _card(facts, model, run_dir, repo).save(os.path.join(tmp, "README.md"))
+        _card(facts, classes, model, run_dir, repo).save(os.path.join(tmp, "README.md"))
         _write_space(os.path.join(tmp, SPACE), run_dir, facts, classes, repo)
         if os.path.isdir(final):
             shutil.rmtree(final)
@@ -151,7 +151,7 @@ def upload(folder, repo, message):
     return str(url)
 
 
-def _card(facts, model, run_dir, repo):
+def _card(facts, classes, model, run_dir, repo):
     """The model card: `huggingface_hub.ModelCard` with Hub metadata, then what the run is and how it was made."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -185,7 +185,7 @@ def _card(facts, model, run_dir, repo):
         "## Use",
         "",
         "It takes RGB pixels `(batch, 32, 32, 3)` in [0, 255] (it normalises them itself) and outputs the "
-        f"probabilities of the {len(facts.get('class_names') or [])} classes, named in `labels.json` in order. "
+        f"probabilities of the {len(classes)} classes, named in `labels.json` in order. "
         "Only Keras 3 is needed (any backend):",
         "",
         "```python",

@@ -117,21 +117,24 @@ def draw(results="results", readme="README.md", params_dir="params", profile="fu
 
 
 def _block(planned, refs, prefix):
-    """Markdown of every question of the plan: its references' table, its figures, the networks still missing."""
-    lines = []
-    for question, runs in planned.items():
-        done = refs.get(question, {})
+    """Markdown: each question with references (the paper's table first), its table and figures; then one table
+    of the networks that have none yet."""
+    lines, waiting = [], []
+    for question in sorted(planned, key=lambda q: q != "paper"):
+        runs, done = planned[question], refs.get(question, {})
         facts = {name: {**e["settings"], **e["results"]} for name, e in done.items()}
         missing = list(dict.fromkeys(_network(run.name, run.settings) for run in runs if run.name not in done))
-        lines.append(f"**{question}** ({len(done)} of {len(runs)} runs at full length)")
-        if facts:
-            lines += ["", _table(facts, done), ""]
-            if question == "paper":
-                lines += [f"![Test error against depth]({prefix}paper/error_vs_depth.png)",
-                          f"![Plain against residual networks]({prefix}paper/plain_vs_residual.png)", ""]
         if missing:
-            lines.append(f"No reference yet: {', '.join(missing)}.")
-        lines.append("")
+            waiting.append(f"| {question} | {len(done)} of {len(runs)} | {', '.join(missing)} |")
+        if not facts:
+            continue
+        lines += [f"**{question}** ({len(done)} of {len(runs)} runs at full length)", "", _table(facts, done), ""]
+        if question == "paper":
+            lines += [f"![Test error against depth]({prefix}paper/error_vs_depth.png)",
+                      f"![Plain against residual networks]({prefix}paper/plain_vs_residual.png)", ""]
+    if waiting:
+        lines += ["Not yet at full length:", "", "| study | runs at full length | networks without a reference |",
+                  "|---|---|---|", *waiting]
     return "\n".join(lines).strip() + "\n"
 
 

@@ -344,7 +344,7 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
                      ["test_accuracy"]) for s in (0, 1)]
     mean, std = sum(errors) / 2, abs(errors[0] - errors[1]) / 2 ** 0.5
     assert f"| ResNet-20 | 2 | {mean:.2f} +- {std:.2f} | {min(errors):.2f} | 8.75 |" in text
-    assert "| plain-20 | 1 |" in text and "No reference yet: plain-20." in text
+    assert "| plain-20 | 1 |" in text and "| paper | 3 of 4 | plain-20 |" in text
     for figure in ("error_vs_depth.png", "plain_vs_residual.png"):
         link = os.path.join(os.path.relpath(results, readme.parent), "paper", figure)  # from the README's folder
         assert f"({link})" in text and (results / "paper" / figure).stat().st_size > 1000
