@@ -98,7 +98,7 @@ def draw(results="results", readme="README.md", params_dir="params", profile="fu
         planned.setdefault(run.question, []).append(run)
     for question, done in refs.items():
         if question == "paper":
-            facts = {name: {**e["settings"], **e["results"]} for name, e in done.items()}
+            facts = _facts(done)
             histories = {name: e["history"] for name, e in done.items()}
             index.paper_table(results, question, facts, histories)
             index.plain_vs_residual(results, question, facts, histories)
@@ -122,7 +122,7 @@ def _block(planned, refs, prefix):
     lines, waiting = [], []
     for question in sorted(planned, key=lambda q: q != "paper"):
         runs, done = planned[question], refs.get(question, {})
-        facts = {name: {**e["settings"], **e["results"]} for name, e in done.items()}
+        facts = _facts(done)
         missing = list(dict.fromkeys(_network(run.name, run.settings) for run in runs if run.name not in done))
         if missing:
             waiting.append(f"| {question} | {len(done)} of {len(runs)} | {', '.join(missing)} |")
@@ -136,6 +136,11 @@ def _block(planned, refs, prefix):
         lines += ["Not yet at full length:", "", "| study | runs at full length | networks without a reference |",
                   "|---|---|---|", *waiting]
     return "\n".join(lines).strip() + "\n"
+
+
+def _facts(entries):
+    """{run: its settings and results in one dict} of a question's reference entries."""
+    return {name: {**e["settings"], **e["results"]} for name, e in entries.items()}
 
 
 def _network(name, settings):
