@@ -7,8 +7,8 @@ Pick a model (every `model.h5` under the outputs folder, with the data set and
 test accuracy its run recorded), upload, paste or drop an image (any format
 Pillow reads; it is resized to the model's 32x32 input) or click one of the
 test images of the model's data set that its run wrote (`examples/`), and the
-page shows the five most likely classes with their probabilities. Class names come from
-the run's `results.json`; the model runs folded for inference
+page shows the five most likely classes with their probabilities. Class names
+come from the run's `results.json`; the model runs folded for inference
 (`inference_model`), loaded in safe mode, one at a time. `--share` asks Gradio
 for a public link (it needs internet). Gradio also serves its API: the
 `classify` endpoint takes (model id, image) and answers the top 5.
@@ -43,7 +43,7 @@ def find_models(outputs):
                 **read_json_object(os.path.join(folder, products.RESULTS))}
         models[run_id] = {"id": run_id, "path": os.path.join(folder, products.MODEL), "dataset": info.get("dataset"),
                           "model": info.get("model"), "test_accuracy": info.get("test_accuracy"),
-                          "class_names": info.get("class_names"), "examples": _examples(folder)}
+                          "class_names": info.get("class_names"), "example_images": _examples(folder)}
     return models
 
 
@@ -137,10 +137,10 @@ def build_demo(outputs="outputs"):
         return {t["class"]: t["probability"] for t in top}
 
     found = choices()
-    first = classifier.available()[found[0][1]] if found else None
+    shown = classifier.available()[found[0][1]]["example_images"] if found else []  # the first model's
 
     def examples(run_id):
-        shown = classifier.available().get(run_id, {}).get("examples", [])
+        shown = classifier.available().get(run_id, {}).get("example_images", [])
         return gr.Dataset(samples=[[path] for path, _ in shown], sample_labels=[label for _, label in shown])
     with gr.Blocks(title="ResNet classifier") as demo:
         gr.Markdown(f"# ResNet classifier\nThe trained models of `{os.path.abspath(outputs)}`: pick one, give it an "
@@ -151,9 +151,8 @@ def build_demo(outputs="outputs"):
                 image = gr.Image(type="pil", sources=["upload", "clipboard"], label="Image", elem_id="image")
                 button = gr.Button("Classify", variant="primary", elem_id="classify")
             label = gr.Label(num_top_classes=5, label="Top 5", elem_id="predictions")
-        shown = first["examples"] if first else []
         examples_of = gr.Examples([[path] for path, _ in shown], [image], label="Test images of its data set",
-                                  elem_id="examples", example_labels=[name for _, name in shown] or None)
+                                  elem_id="example-images", example_labels=[name for _, name in shown] or None)
         model.change(examples, model, examples_of.dataset)
         button.click(classify, [model, image], label, api_name="classify", preprocess=False)
         demo.load(lambda: gr.Dropdown(choices=choices()), None, model)  # models finished since the app started

@@ -24,6 +24,7 @@ or without network it says so in one line, leaves the folder, and exits 1.
 """
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -113,6 +114,8 @@ def write_folder(run_dir, repo=None):
     classes = facts.get("class_names") or [f"class {i}" for i in range(model.output_shape[-1])]
 
     final = os.path.join(run_dir, HUB)
+    for old in glob.glob(os.path.join(run_dir, f".{HUB}.tmp-*")):  # what a killed publish left
+        shutil.rmtree(old, ignore_errors=True)
     tmp = tempfile.mkdtemp(prefix=f".{HUB}.tmp-", dir=run_dir)
     try:
         keras.saving.save_model(model, tmp, zipped=False)
@@ -185,7 +188,7 @@ def _card(facts, classes, model, run_dir, repo):
         "## Use",
         "",
         "It takes RGB pixels `(batch, 32, 32, 3)` in [0, 255] (it normalises them itself) and outputs the "
-        f"probabilities of the {len(classes)} classes, named in `labels.json` in order. "
+        f"probabilities of the {len(classes)} classes, named in `{LABELS}` in order. "
         "Only Keras 3 is needed (any backend):",
         "",
         "```python",
@@ -234,7 +237,8 @@ def _write_space(folder, run_dir, facts, classes, repo):
         shutil.copytree(examples, os.path.join(folder, products.EXAMPLES))
     name = facts.get("model", "model")
     with open(os.path.join(folder, "app.py"), "w") as f:
-        f.write(SPACE_APP.replace("{MODEL}", f"hf://{repo}" if repo else "..").replace("{TITLE}", name))
+        f.write(SPACE_APP.replace("{MODEL}", f"hf://{repo}" if repo else "..").replace("{TITLE}", name)
+                .replace("{EXAMPLES}", products.EXAMPLES).replace("{LABELS}", LABELS))
     with open(os.path.join(folder, "requirements.txt"), "w") as f:
         f.write(f"keras=={keras.__version__}\ntensorflow-cpu=={version('tensorflow')}\n")
     card = SpaceCardData(title=f"{name} classifier", sdk="gradio", sdk_version=gradio.__version__,
@@ -258,7 +262,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # The model: the published repository, or MODEL (a repository as hf://user/name, or a folder).
 MODEL = os.environ.get("MODEL", "{MODEL}")
 model = keras.saving.load_model(MODEL if MODEL.startswith("hf://") else os.path.join(HERE, MODEL))
-with open(os.path.join(HERE, "labels.json")) as f:
+with open(os.path.join(HERE, "{LABELS}")) as f:
     labels = json.load(f)
 
 
@@ -271,7 +275,7 @@ def classify(image):
     return {labels[i]: float(probabilities[i]) for i in np.argsort(probabilities)[::-1][:5]}
 
 
-examples = sorted(glob.glob(os.path.join(HERE, "examples", "*.png")))
+examples = sorted(glob.glob(os.path.join(HERE, "{EXAMPLES}", "*.png")))
 demo = gr.Interface(classify, gr.Image(type="pil", label="Image"), gr.Label(num_top_classes=5, label="Top 5"),
                     examples=examples or None, title="{TITLE}", flagging_mode="never")
 

@@ -81,7 +81,7 @@ def test_models_are_found_with_their_run_records(outputs):
     assert list(models) == ["q1/cifar10-resnet8-adam"]
     assert models["q1/cifar10-resnet8-adam"]["class_names"] == CLASSES
     assert models["q1/cifar10-resnet8-adam"]["dataset"] == "cifar10"  # from the sweep's record of the run's settings
-    assert [(os.path.basename(p), c) for p, c in models["q1/cifar10-resnet8-adam"]["examples"]] == [
+    assert [(os.path.basename(p), c) for p, c in models["q1/cifar10-resnet8-adam"]["example_images"]] == [
         ("00-cat.png", "cat"), ("01-ship.png", "ship")]
 
 
@@ -163,7 +163,7 @@ def test_page_classifies_a_test_image_of_the_models_data_set_clicked_among_its_e
     try:
         driver.get(server)
         wait = WebDriverWait(driver, 60)
-        examples = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#examples button.gallery-item") or None)
+        examples = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#example-images button.gallery-item") or None)
         assert [e.text for e in examples] == ["cat", "ship"]  # the run's examples, labelled by their class
         examples[1].click()
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#image img"))

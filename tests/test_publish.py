@@ -45,6 +45,7 @@ def run(tmp_path_factory):
         "dataset": "cifar10", "family": "resnet", "depth": 20, "shortcut": "zero_pad", "epochs": 164,
         "optimizer": "sgd", "learning_rate": 0.1, "seed": 0}}))
     (folder / "history.csv").write_text("epoch,accuracy\n1,0.5\n")
+    (folder / ".hub.tmp-killed").mkdir()  # left by a publish killed half-way
     pixels = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     rk.report.write_examples(str(folder / "examples"), pixels, np.array([0, 1, 2, 3]), CLASSES)
     assert main([str(folder)]) == 0
@@ -64,6 +65,7 @@ def test_published_model_is_plain_keras_and_predicts_what_the_runs_model_predict
     np.testing.assert_allclose(published.predict(pixels(), verbose=0),
                                rk.load_h5(str(run / "model.h5")).predict(pixels(), verbose=0), rtol=1e-5, atol=1e-6)
     assert json.loads((hub / "labels.json").read_text()) == CLASSES
+    assert not [name for name in os.listdir(run) if name.startswith(".")]  # no temporary folder stays behind
 
 
 @pytest.mark.backend

@@ -15,7 +15,7 @@ from resnet_keras.script import execute, resolve
 
 # What notebooks write into their run folder (each at least products.FROM_NOTEBOOK); the sweep adds FROM_SWEEP.
 WRITTEN = {products.MODEL, products.BEST_MODEL, products.HISTORY, products.TENSORBOARD, products.CURVES,
-           products.CONFUSION, products.RESULTS}
+           products.CONFUSION, products.EXAMPLES, products.RESULTS}
 
 
 def script(*args, cwd=REPO):
@@ -41,7 +41,7 @@ def test_each_notebook_runs_as_a_script_and_writes_its_products(project, key):
     assert code == 0, out
     folder = project / "outputs" / key
     written = {p for p in os.listdir(folder) if not p.startswith(".")} - {products.FINETUNE}
-    assert set(products.FROM_NOTEBOOK) | {products.TENSORBOARD} <= written <= WRITTEN, out  # tests/test_sweep.py compares Q1's with papermill's
+    assert set(products.FROM_NOTEBOOK) | {products.TENSORBOARD, products.EXAMPLES} <= written <= WRITTEN, out  # tests/test_sweep.py compares Q1's with papermill's
     results = json.loads((folder / products.RESULTS).read_text())
     assert 0 <= results["test_accuracy"] <= 1 and results["epochs_trained"] == 1
     assert f"script: {os.path.join('notebooks', '')}" in out and "epoch 1/1" in out
