@@ -21,6 +21,8 @@ one for eager PyTorch (`torch eager`). Measured:
 - infer: images/s of `rk.predict` (a `predict_on_batch` loop over batches of
   500) on the deployed network, batch norm folded into the convolutions by
   `rk.inference_model`, float32;
+- train_speK (TensorFlow and JAX, with `--steps-per-execution K`): `train`
+  with K steps per call of the compiled step (`rk.train(steps_per_execution=K)`);
 - train_jit (torch backend only): `train` with Keras' `jit_compile=True`,
   which wraps the step in `torch.compile` (`--no-compile` skips it);
 - train_channels_last (torch backend, with `--more`): `train` with the
@@ -57,10 +59,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # ---------------------------------------------------------------- workers (run in a subprocess each)
 
-def _keras_train(n, batch, steps, warmup, inputs="pipeline", precision="float32", jit=False, data_format=None):
+def _keras_train(n, batch, steps, warmup, inputs="pipeline", precision="float32", jit=False, data_format=None,
+                 steps_per_execution=1):
     """Images/s of `fit`; inputs: "pipeline" (what `rk.train` fits), "device" (the device pipeline), "arrays"
     (in-memory float32 arrays), "cached" (one batch through a PyDataset); data_format: the activations' layout
-    (default: the backend's native one, `rk.blocks.native_data_format`)."""
+    (default: the backend's native one, `rk.blocks.native_data_format`); steps_per_execution: steps per compiled
+    call (a divisor of `steps` and `warmup`)."""
     import numpy as np
 
     import resnet_keras as rk
@@ -69,7 +73,8 @@ def _keras_train(n, batch, steps, warmup, inputs="pipeline", precision="float32"
     rk.set_precision(precision)
     model = rk.build_resnet(6 * n + 2, data_format=data_format)  # the reference networks take n, blocks per stage
     pipeline = "device" if inputs == "device" else "host"
-    trainer = rk.training.compile_for_training(model, "sgd", 0.1, pipeline=pipeline)  # what `rk.train` fits
+    trainer = rk.training.compile_for_training(model, "sgd", 0.1, pipeline=pipeline,  # what `rk.train` fits
+                                               steps_per_execution=steps_per_execution)
     if jit:
         trainer.jit_compile = True
     rng = np.random.default_rng(0)
@@ -87,7 +92,7 @@ def _keras_train(n, batch, steps, warmup, inputs="pipeline", precision="float32"
         data = rk.CifarBatches(x, y, batch, shuffle=True, augment=True, pipeline=pipeline, drop_remainder=True)
         data, steps_per_epoch = rk.training.fit_inputs(data, 1)  # as `rk.train` fits it
         trainer.fit(data, epochs=1, steps_per_epoch=steps_per_epoch, verbose=0, callbacks=[cb])
-    return batch * steps / (times[-1] - times[warmup - 1])
+    return batch * steps / (times[-1] - times[warmup // steps_per_execution - 1])  # a time per compiled call
 
 
 def _keras_callback(times):
@@ -226,7 +231,7 @@ def installed(module):
     return importlib.util.find_spec(module) is not None
 
 
-def plan(backends, default, train, infer, more, torch, compile, steps, warmup, count):
+def plan(backends, default, train, infer, more, torch, compile, steps, warmup, count, spe=None):
     """{(row, figure): (worker, backend, kwargs)} for one network (its `n` added later)."""
     fig = {}
     run = dict(batch=128, steps=steps, warmup=warmup)
@@ -234,6 +239,9 @@ def plan(backends, default, train, infer, more, torch, compile, steps, warmup, c
         if train:
             fig[backend, "train"] = ("keras_train", backend, run)
             fig[backend, "train_arrays"] = ("keras_train", backend, {**run, "inputs": "arrays"})
+            if spe and backend != "torch":  # whole calls: steps and warm-up rounded up to multiples of spe
+                whole = dict(steps=-(-steps // spe) * spe, warmup=-(-warmup // spe) * spe, steps_per_execution=spe)
+                fig[backend, f"train_spe{spe}"] = ("keras_train", backend, {**run, **whole})
             if backend == "torch" and compile:
                 fig[backend, "train_jit"] = ("keras_train", backend, {**run, "jit": True})
             if backend == "torch" and more:  # what the native channels-first layout buys
@@ -274,6 +282,8 @@ def main():
                     "unfolded inference, the torch backend channels last, and the Q3 head epoch")
     ap.add_argument("--no-compile", dest="compile", action="store_false",
                     help="skip torch.compile (eager PyTorch's, and Keras' jit_compile on the torch backend)")
+    ap.add_argument("--steps-per-execution", type=int, metavar="K",
+                    help="also `train` with K steps per compiled call (TensorFlow, JAX): figure train_speK")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -296,7 +306,7 @@ def main():
     rows = []
     for n in depths:
         figures = plan(backends, default, train, infer, args.more, torch, args.compile and not args.tiny, steps,
-                       warmup, count)
+                       warmup, count, args.steps_per_execution)
         res = {key: [] for key in figures}
         for rep in range(reps):
             keys = list(figures)
@@ -344,6 +354,9 @@ def _rows(model, reps, res):
         if (name, "train_arrays") in res:
             ratio = paired((name, "train"), (name, "train_arrays"))
             row["input_overhead"] = None if ratio is None else 1 - ratio
+        for (r, fig) in res:
+            if r == name and fig.startswith("train_spe"):  # against one step per call, in the same repetitions
+                row[f"{fig}_vs_train"] = paired((name, fig), (name, "train"))
         for fig in ("train", "infer"):
             if name != EAGER and (EAGER, fig) in res:
                 row[f"{fig}_ratio"] = paired((name, fig), (EAGER, fig))

@@ -54,6 +54,7 @@ epochs = 182  # training epochs (the paper's 64k iterations at batch 128: 182 on
 batch_size = 128  # images per step
 augment = True  # pad-4 random crop and horizontal flip
 pipeline = "auto"  # where augmentation runs: auto (device on a GPU, else host), host (NumPy), device (in the compiled step)
+steps_per_execution = 1  # training steps per compiled call (TensorFlow, JAX; a divisor of the epoch's steps)
 seed = 0  # seed for weights, data order and augmentation
 precision = "auto"  # auto (mixed_float16 on a GPU, else float32), float32, mixed_float16, mixed_bfloat16
 devices = 1  # devices to train on (JAX backend): each batch is split over them, the recipe stays; "all": every GPU
@@ -97,7 +98,8 @@ print(f"{model.name}: {rk.count_params(model):,} trainable parameters, "
 # %%
 history = rk.train(model, data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                    learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, schedule=schedule,
-                   warmup_epochs=warmup_epochs, warmup=warmup, augment=augment, seed=seed, pipeline=pipeline)
+                   warmup_epochs=warmup_epochs, warmup=warmup, augment=augment, seed=seed, pipeline=pipeline,
+                   steps_per_execution=steps_per_execution)
 curves = plots.plot_history(history, f"{model.name} on {dataset}")
 
 # %% [markdown]

@@ -112,6 +112,7 @@ SCHEMA = {
     "batch_size": _int(1),
     "augment": _bool,
     "pipeline": _choice(PIPELINE_CHOICES),
+    "steps_per_execution": _int(1),
     "cache_features": _bool,
     "seed": _int(0),
     "precision": _choice(PRECISIONS),

@@ -72,16 +72,18 @@ def training_model(model, pipeline="host"):
 
 
 def compile_for_training(model, optimizer="adam", learning_rate=1e-3, momentum=0.9, nesterov=False,
-                         pipeline="host"):
+                         pipeline="host", steps_per_execution=1):
     """`training_model(model, pipeline)`, compiled with the loss on logits and accuracy.
 
     Under a "mixed_float16" policy Keras wraps the optimizer in dynamic loss
-    scaling. Returns the compiled training model.
+    scaling. `steps_per_execution` steps run per call of the compiled function
+    (Keras' option; see `train`). Returns the compiled training model.
     """
     trainer = training_model(model, pipeline)
     trainer.compile(optimizer=make_optimizer(optimizer, learning_rate, momentum, nesterov),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                    steps_per_execution=steps_per_execution)
     # Every variable exists before the first step: TensorFlow traces a step that creates variables (Keras builds
     # the optimizer's slots there, without a distribution strategy) a second time, as long again as the first.
     trainer.optimizer.build(trainer.trainable_variables)
@@ -90,13 +92,17 @@ def compile_for_training(model, optimizer="adam", learning_rate=1e-3, momentum=0
 
 def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", learning_rate=1e-3, momentum=0.9,
           nesterov=False, schedule="constant", warmup_epochs=0, warmup="linear", milestones=(0.5, 0.75),
-          augment=True, seed=0, monitor="val_accuracy", verbose=2, save_best=True, pipeline="auto"):
+          augment=True, seed=0, monitor="val_accuracy", verbose=2, save_best=True, pipeline="auto",
+          steps_per_execution=1):
     """Compile and fit `model` on `data` (a `CifarData`), resuming if interrupted.
 
     The loss is computed from the logits (`training_model`); `model` keeps
     its softmax output. `pipeline` chooses where augmentation runs (on the
     host, on the device, or "auto": see `resolve_pipeline`); all give the same
-    batches. After `set_devices(k)`, each batch of `batch_size` is split over
+    batches. `steps_per_execution` steps run per call of the compiled step
+    (TensorFlow and JAX; a divisor of the epoch's steps, see
+    `check_steps_per_execution`): fewer calls from Python, the same training.
+    After `set_devices(k)`, each batch of `batch_size` is split over
     k devices. Writes into `out_dir`: `history.csv` (one row per epoch: loss,
     accuracy, val_loss, val_accuracy, lr, time_s), the same as TensorBoard
     logs (`tensorboard/`), `best.h5` (best `monitor`, if `save_best`) and
@@ -118,10 +124,11 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     shards = device_count()  # `devices.set_devices`: each batch is split over this many devices
     batches = CifarBatches(data.x_train, data.y_train, batch_size, shuffle=True, augment=augment, seed=seed,
                            pipeline=pipeline, shards=shards, drop_remainder=True)
+    check_steps_per_execution(steps_per_execution, len(batches))
     total = epochs * len(batches)
     lr = learning_rate if schedule == "constant" and not warmup_epochs else LRSchedule(
         schedule, learning_rate, total, warmup_epochs * len(batches), milestones, warmup=warmup)
-    trainer = compile_for_training(model, optimizer, lr, momentum, nesterov, pipeline)
+    trainer = compile_for_training(model, optimizer, lr, momentum, nesterov, pipeline, steps_per_execution)
     has_val = len(data.y_val) > 0
     ckpt = RunCheckpoint(os.path.join(out_dir, products.RESUME), os.path.join(out_dir, products.HISTORY),
                          os.path.join(out_dir, products.BEST_MODEL) if save_best else None,
@@ -135,6 +142,25 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     trainer.fit(batches, epochs=epochs, steps_per_epoch=steps, validation_data=fit_inputs(val)[0] if val else None,
                 shuffle=False, callbacks=[ckpt, StopOnNaN()], verbose=1 if verbose == 1 else 0)
     return history_frame(ckpt.rows)
+
+
+def check_steps_per_execution(k, steps):
+    """Accept `k` steps per compiled call for epochs of `steps` steps, or raise a one-line ConfigError.
+
+    The epoch must split into whole calls: on TensorFlow one dataset runs
+    through all epochs, and a last short call would take the next epoch's
+    first batches, moving epoch ends, validation and checkpoints. Keras' PyTorch
+    backend runs one step per call.
+    """
+    check_int("steps_per_execution", k)
+    if k > 1 and keras.backend.backend() == "torch":
+        raise ConfigError(f"steps_per_execution={k} is not accepted on the PyTorch backend (Keras runs one step "
+                          f"per call there); use 1")
+    if steps % k:
+        divisors = [str(d) for d in range(1, min(steps, 100) + 1) if steps % d == 0]
+        raise ConfigError(f"steps_per_execution={k} is not accepted; use a divisor of the {steps} steps of an "
+                          f"epoch: {', '.join(divisors)}")
+    return k
 
 
 def fit_inputs(batches, epochs=None):

@@ -205,6 +205,33 @@ def test_host_and_device_pipelines_train_identically(tiny_data, tmp_path):
     np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)
 
 
+def test_several_steps_per_call_train_the_same_epochs_as_one(tmp_path):
+    """Three steps per compiled call (an epoch of 9, a validation pass of 2 batches of 500): the same history and
+    weights as one step per call, resume included; refused on PyTorch, and where it does not divide the epoch."""
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (672, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 672).astype(np.int32)
+    data = rk.data.CifarData(x[:72], y[:72], x[72:], y[72:], x[:0], y[:0], [str(i) for i in range(10)])
+    kwargs = dict(batch_size=8, optimizer="sgd", learning_rate=0.05, schedule="cosine", verbose=0)
+    if keras.backend.backend() == "torch":
+        with pytest.raises(ConfigError, match="steps_per_execution=3 is not accepted on the PyTorch backend"):
+            rk.train(rk.build_resnet(8), data, str(tmp_path), epochs=1, steps_per_execution=3, **kwargs)
+        return
+    with pytest.raises(ConfigError, match="steps_per_execution=4 is not accepted; use a divisor of the 9 steps "
+                                          "of an epoch: 1, 3, 9$"):
+        rk.train(rk.build_resnet(8), data, str(tmp_path / "bad"), epochs=1, steps_per_execution=4, **kwargs)
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
+    runs = {}
+    for k in (1, 3):
+        for epochs in (1, 2):  # the second epoch resumes from the first's checkpoint
+            rk.set_seed(0)
+            model = rk.build_resnet(8)
+            history = rk.train(model, data, str(tmp_path / str(k)), epochs=epochs, steps_per_execution=k, **kwargs)
+        runs[k] = history[["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]].to_numpy(), model
+    np.testing.assert_allclose(runs[3][0], runs[1][0], rtol=1e-5)
+    for a, b in zip(runs[3][1].get_weights(), runs[1][1].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_bad_pipeline_is_refused_by_name(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="pipeline='gpu' is not accepted; use one of 'auto', 'host', 'device'"):
         rk.train(rk.build_resnet(8), small(tiny_data), str(tmp_path), epochs=1, pipeline="gpu", verbose=0)
