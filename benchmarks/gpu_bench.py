@@ -1,6 +1,6 @@
 """Training throughput on a GPU: ours (Keras, each pipeline and precision) against PyTorch.
 
-    python benchmarks/gpu_bench.py [--steps 200] [--nets 3 9] [--compile]
+    python benchmarks/gpu_bench.py [--steps 200] [--nets 3 9] [--compile] [--steps-per-execution K]
 
 One process, the contenders one after another on the same GPU, ResNet-(6n+2)
 option A at batch 128 on random uint8 images. Ours trains through `model.fit`
@@ -9,7 +9,10 @@ compiled step) and on the host pipeline (NumPy), and without augmentation
 (the input-pipeline ceiling); the timed epoch is the second one of `steps`
 batches (the first compiles). PyTorch: eager float32, eager bfloat16
 autocast + channels_last, and optionally `torch.compile`, on pre-made GPU
-tensors without augmentation (its best case). Prints one line per figure.
+tensors without augmentation (its best case). `--steps-per-execution K` adds
+ours, mixed float16 on the device pipeline, with K steps per compiled call
+(`rk.train(steps_per_execution=K)`; K must divide `steps`). Prints one line
+per figure.
 On a machine without a GPU it says so and stops.
 """
 
@@ -19,7 +22,7 @@ import time
 import numpy as np
 
 
-def ours(n, steps, precision, pipeline, augment):
+def ours(n, steps, precision, pipeline, augment, steps_per_execution=1):
     import keras
 
     import resnet_keras as rk
@@ -31,7 +34,9 @@ def ours(n, steps, precision, pipeline, augment):
     x = rng.integers(0, 256, (128 * steps, 32, 32, 3), dtype=np.uint8)
     y = rng.integers(0, 10, 128 * steps).astype(np.int32)
     batches = rk.CifarBatches(x, y, 128, shuffle=True, augment=augment, pipeline=pipeline)
-    trainer = rk.training.compile_for_training(model, "sgd", 0.1, pipeline=pipeline)
+    trainer = rk.training.compile_for_training(model, "sgd", 0.1, pipeline=pipeline,
+                                               steps_per_execution=rk.training.check_steps_per_execution(
+                                                   steps_per_execution, len(batches)))
     times = []
 
     class Clock(keras.callbacks.Callback):
@@ -89,6 +94,7 @@ def main():
     ap.add_argument("--nets", type=int, nargs="+", default=[3, 9])
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compiling)")
     ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--steps-per-execution", type=int, metavar="K", help="also ours with K steps per compiled call")
     args = ap.parse_args()
     import keras
 
@@ -99,11 +105,13 @@ def main():
         return
     for n in args.nets:
         name = f"ResNet-{6 * n + 2}"
-        for precision, pipeline, augment in (("mixed_float16", "device", True), ("mixed_float16", "host", True),
-                                             ("mixed_float16", "device", False), ("float32", "device", True)):
-            r = ours(n, args.steps, precision, pipeline, augment)
-            print(f"{name} ours ({keras.backend.backend()}) {precision} {pipeline} augment={augment}: "
-                  f"{r:,.0f} img/s", flush=True)
+        spe = [("mixed_float16", "device", True, args.steps_per_execution)] if args.steps_per_execution else []
+        for precision, pipeline, augment, k in [("mixed_float16", "device", True, 1), ("mixed_float16", "host", True, 1),
+                                                ("mixed_float16", "device", False, 1), ("float32", "device", True, 1),
+                                                *spe]:
+            r = ours(n, args.steps, precision, pipeline, augment, k)
+            print(f"{name} ours ({keras.backend.backend()}) {precision} {pipeline} augment={augment}"
+                  f"{f' steps_per_execution={k}' if k > 1 else ''}: {r:,.0f} img/s", flush=True)
         if not args.skip_torch:
             for mode in ("float32", "bf16") + (("compile",) if args.compile else ()):
                 print(f"{name} pytorch {mode}: {torch_eager(n, args.steps, mode):,.0f} img/s", flush=True)
