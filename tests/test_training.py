@@ -114,6 +114,23 @@ def test_resume_continues_from_last_completed_epoch(tiny_data, tmp_path):
         np.testing.assert_allclose([v for _, v in points], hist[column], rtol=1e-6)
 
 
+def test_a_resumed_run_trains_exactly_what_an_uninterrupted_one_trains(tiny_data, tmp_path):
+    """A commit holds all the next epoch depends on: weights, batch-norm statistics, the optimizer's momentum and
+    step count (where the warm-up stands). Two epochs in one go, against one and then a resumed second."""
+    data = small(tiny_data)
+    kwargs = dict(batch_size=16, optimizer="sgd", learning_rate=0.05, momentum=0.9, warmup_epochs=1, verbose=0)
+    runs = {}
+    for name, stops in (("straight", (2,)), ("resumed", (1, 2))):
+        for epochs in stops:
+            rk.set_seed(0)
+            model = rk.build_resnet(8)
+            history = rk.train(model, data, str(tmp_path / name), epochs=epochs, **kwargs)
+        runs[name] = history[["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"]].to_numpy(), model
+    np.testing.assert_allclose(runs["resumed"][0], runs["straight"][0], rtol=1e-5)
+    for a, b in zip(runs["resumed"][1].get_weights(), runs["straight"][1].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_divergence_fails_the_run(tiny_data, tmp_path):
     """A loss that is not finite fails the run, in its first epoch, which is not committed. (The classifier is set
     to NaN: a huge learning rate is no portable way to get there, as JAX kept the loss of lr=1e30 finite, about
