@@ -171,13 +171,14 @@ def _card(facts, classes, model, run_dir, repo):
         eval_results=[EvalResult(task_type="image-classification", task_name="Image Classification",
                                  dataset_type=hub_dataset, dataset_name=dataset_name, dataset_split="test",
                                  metric_type="accuracy", metric_name="Test accuracy", metric_value=round(accuracy, 4))])
+    height, width = model.input_shape[1:3]
     paper = paper_error(dataset, facts.get("family"), facts.get("depth"), facts.get("shortcut", "zero_pad"))
     load = f'keras.saving.load_model("hf://{repo}")' if repo else 'keras.saving.load_model("path/to/this/folder")'
     recipe = "\n".join(f"| `{k}` | `{json.dumps(facts[k])}` |" for k in sorted(facts) if k in RECIPE)
     lines = [
         f"# {name} on {dataset_name}",
         "",
-        f"A {name} ({count_params(model):,} parameters) trained on {dataset_name} by the resnet_keras "
+        f"A {name} ({count_params(model):,} trainable parameters) trained on {dataset_name} by the resnet_keras "
         f"experiment suite, its run `{_run_key(run_dir)}`.",
         "",
         "| | test accuracy | test error |",
@@ -187,14 +188,14 @@ def _card(facts, classes, model, run_dir, repo):
         "",
         "## Use",
         "",
-        "It takes RGB pixels `(batch, 32, 32, 3)` in [0, 255] (it normalises them itself) and outputs the "
+        f"It takes RGB pixels `(batch, {height}, {width}, 3)` in [0, 255] (it normalises them itself) and outputs the "
         f"probabilities of the {len(classes)} classes, named in `{LABELS}` in order. "
         "Only Keras 3 is needed (any backend):",
         "",
         "```python",
         "import keras, numpy as np",
         f"model = {load}",
-        "probabilities = model.predict(np.zeros((1, 32, 32, 3), 'float32'))",
+        f"probabilities = model.predict(np.zeros((1, {height}, {width}, 3), 'float32'))",
         "```",
         "",
         "`space/` holds a Gradio app for a Hugging Face Space: upload that folder to a Space "
