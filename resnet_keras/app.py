@@ -23,6 +23,7 @@ import threading
 from resnet_keras import products
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import read_json_object
+from resnet_keras.report import read_examples
 
 MAX_UPLOAD = "20mb"  # Gradio refuses larger files
 
@@ -43,15 +44,8 @@ def find_models(outputs):
                 **read_json_object(os.path.join(folder, products.RESULTS))}
         models[run_id] = {"id": run_id, "path": os.path.join(folder, products.MODEL), "dataset": info.get("dataset"),
                           "model": info.get("model"), "test_accuracy": info.get("test_accuracy"),
-                          "class_names": info.get("class_names"), "example_images": _examples(folder)}
+                          "class_names": info.get("class_names"), "example_images": read_examples(os.path.join(folder, products.EXAMPLES))}
     return models
-
-
-def _examples(folder):
-    """The run's example images (`report.write_examples`), as [(path, class name)], in their order."""
-    folder = os.path.join(folder, products.EXAMPLES)
-    names = sorted(n for n in os.listdir(folder) if n.endswith(".png")) if os.path.isdir(folder) else []
-    return [(os.path.join(folder, n), n[:-len(".png")].partition("-")[2]) for n in names]
 
 
 def read_image(image, size):
@@ -117,8 +111,8 @@ def build_demo(outputs="outputs"):
         raise ConfigError(f"outputs={outputs!r} is not a folder; run `make sweep` first or pass --outputs")
     classifier = Classifier(outputs)
 
-    def choices():
-        return [(_describe(m), run_id) for run_id, m in classifier.available().items()]
+    def choices(models=None):
+        return [(_describe(m), run_id) for run_id, m in (classifier.available() if models is None else models).items()]
 
     def classify(run_id, image):
         # Unprocessed (preprocess=False), so that a file Pillow cannot read gets this app's one line, not
@@ -136,8 +130,9 @@ def build_demo(outputs="outputs"):
             raise gr.Error(str(e)) from None
         return {t["class"]: t["probability"] for t in top}
 
-    found = choices()
-    shown = classifier.available()[found[0][1]]["example_images"] if found else []  # the first model's
+    models = classifier.available()
+    found = choices(models)
+    shown = models[found[0][1]]["example_images"] if found else []  # the first model's
 
     def examples(run_id):
         shown = classifier.available().get(run_id, {}).get("example_images", [])

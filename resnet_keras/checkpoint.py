@@ -48,9 +48,9 @@ class RunCheckpoint(callbacks.BackupAndRestore):
     file in `backup_dir`: every variable's values, by position, written with
     NumPy; Keras' `save_weights`, which walks the model object by object, took
     5-7x as long as the whole commit does now: docs/performance.md), the
-    history CSV, and last `state.json`, whose atomic rename commits the epoch. A kill at any point resumes from the last committed
-    epoch, and the history is rewritten from the committed state, so no epoch
-    appears twice. (Keras' own `BackupAndRestore` writes weights and metadata
+    history CSV, and last `state.json`, whose atomic rename commits the epoch.
+    A kill at any point resumes from the last committed epoch, and the history
+    is rewritten from the committed state, so no epoch appears twice. (Keras' own `BackupAndRestore` writes weights and metadata
     in place, one after the other, and keeps neither history nor best value.)
 
     With `tensorboard_dir`, each committed epoch also goes to TensorBoard event

@@ -133,6 +133,12 @@ def write_examples(folder, x, y, class_names, count=8):
     return paths
 
 
+def read_examples(folder):
+    """The images `write_examples` wrote into `folder`, as [(path, class name)] in their order; [] if none."""
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".png")) if os.path.isdir(folder) else []
+    return [(os.path.join(folder, n), n[:-len(".png")].partition("-")[2]) for n in names]
+
+
 def write_run_results(out_dir, summary):
     """Write the run's `results.json`: the last thing a notebook does.
 

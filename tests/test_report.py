@@ -177,6 +177,7 @@ def test_finish_writes_one_test_image_per_class_met_first_as_examples(tmp_path):
     finish(str(out), rk.build_resnet(8, 3), history, {"accuracy": 0.3, "loss": 1.9}, data=data)
     examples = sorted(os.listdir(out / products.EXAMPLES))
     assert examples == ["00-maple_tree.png", "01-cat.png", "02-ship.png"]
+    assert [name for _, name in rk.report.read_examples(str(out / products.EXAMPLES))] == ["maple_tree", "cat", "ship"]
     for name, i in zip(examples, (0, 2, 3)):  # the first image of each class, in test-set order
         np.testing.assert_array_equal(np.asarray(Image.open(out / products.EXAMPLES / name)), x[i])
     assert json.loads((out / products.RESULTS).read_text())["class_names"] == ["cat", "ship", "maple tree"]
