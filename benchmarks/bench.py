@@ -23,6 +23,10 @@ one for eager PyTorch (`torch eager`). Measured:
   `rk.inference_model`, float32;
 - train_speK (TensorFlow and JAX, with `--steps-per-execution K`): `train`
   with K steps per call of the compiled step (`rk.train(steps_per_execution=K)`);
+- train_resident (with `--resident`): `train` on the resident pipeline (the
+  train set held on the device, each batch gathered in the step:
+  `rk.train(pipeline="resident")`), and train_resident_speK with K steps per
+  call as well; each also as a paired ratio to `train` (`..._vs_train`);
 - train_jit (torch backend only): `train` with Keras' `jit_compile=True`,
   which wraps the step in `torch.compile` (`--no-compile` skips it);
 - train_channels_last (torch backend, with `--more`): `train` with the
@@ -61,7 +65,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def _keras_train(n, batch, steps, warmup, inputs="pipeline", precision="float32", jit=False, data_format=None,
                  steps_per_execution=1):
-    """Images/s of `fit`; inputs: "pipeline" (what `rk.train` fits), "device" (the device pipeline), "arrays"
+    """Images/s of `fit`; inputs: "pipeline" (what `rk.train` fits), "device" and "resident" (those pipelines), "arrays"
     (in-memory float32 arrays), "cached" (one batch through a PyDataset); data_format: the activations' layout
     (default: the backend's native one, `rk.blocks.native_data_format`); steps_per_execution: steps per compiled
     call (a divisor of `steps` and `warmup`)."""
@@ -72,15 +76,15 @@ def _keras_train(n, batch, steps, warmup, inputs="pipeline", precision="float32"
     rk.set_seed(0)
     rk.set_precision(precision)
     model = rk.build_resnet(6 * n + 2, data_format=data_format)  # the reference networks take n, blocks per stage
-    pipeline = "device" if inputs == "device" else "host"
-    trainer = rk.training.compile_for_training(model, "sgd", 0.1, pipeline=pipeline,  # what `rk.train` fits
-                                               steps_per_execution=steps_per_execution)
-    if jit:
-        trainer.jit_compile = True
+    pipeline = inputs if inputs in ("device", "resident") else "host"
     rng = np.random.default_rng(0)
     count = batch * (steps + warmup)
     x = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
     y = rng.integers(0, 10, count).astype(np.int32)
+    trainer = rk.training.compile_for_training(model, "sgd", 0.1, pipeline=pipeline,  # what `rk.train` fits
+                                               steps_per_execution=steps_per_execution, images=x)
+    if jit:
+        trainer.jit_compile = True
     times = []
     cb = _keras_callback(times)
     if inputs == "arrays":
@@ -231,7 +235,7 @@ def installed(module):
     return importlib.util.find_spec(module) is not None
 
 
-def plan(backends, default, train, infer, more, torch, compile, steps, warmup, count, spe=None):
+def plan(backends, default, train, infer, more, torch, compile, steps, warmup, count, spe=None, resident=False):
     """{(row, figure): (worker, backend, kwargs)} for one network (its `n` added later)."""
     fig = {}
     run = dict(batch=128, steps=steps, warmup=warmup)
@@ -242,6 +246,11 @@ def plan(backends, default, train, infer, more, torch, compile, steps, warmup, c
             if spe and backend != "torch":  # whole calls: steps and warm-up rounded up to multiples of spe
                 whole = dict(steps=-(-steps // spe) * spe, warmup=-(-warmup // spe) * spe, steps_per_execution=spe)
                 fig[backend, f"train_spe{spe}"] = ("keras_train", backend, {**run, **whole})
+            if resident:
+                fig[backend, "train_resident"] = ("keras_train", backend, {**run, "inputs": "resident"})
+                if spe and backend != "torch":
+                    fig[backend, f"train_resident_spe{spe}"] = ("keras_train", backend,
+                                                                {**run, **whole, "inputs": "resident"})
             if backend == "torch" and compile:
                 fig[backend, "train_jit"] = ("keras_train", backend, {**run, "jit": True})
             if backend == "torch" and more:  # what the native channels-first layout buys
@@ -284,6 +293,8 @@ def main():
                     help="skip torch.compile (eager PyTorch's, and Keras' jit_compile on the torch backend)")
     ap.add_argument("--steps-per-execution", type=int, metavar="K",
                     help="also `train` with K steps per compiled call (TensorFlow, JAX): figure train_speK")
+    ap.add_argument("--resident", action="store_true",
+                    help="also `train` on the resident pipeline (the train set on the device): train_resident")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -306,7 +317,7 @@ def main():
     rows = []
     for n in depths:
         figures = plan(backends, default, train, infer, args.more, torch, args.compile and not args.tiny, steps,
-                       warmup, count, args.steps_per_execution)
+                       warmup, count, args.steps_per_execution, args.resident)
         res = {key: [] for key in figures}
         for rep in range(reps):
             keys = list(figures)
@@ -355,7 +366,7 @@ def _rows(model, reps, res):
             ratio = paired((name, "train"), (name, "train_arrays"))
             row["input_overhead"] = None if ratio is None else 1 - ratio
         for (r, fig) in res:
-            if r == name and fig.startswith("train_spe"):  # against one step per call, in the same repetitions
+            if r == name and fig.startswith(("train_spe", "train_resident")):  # against `train`, paired
                 row[f"{fig}_vs_train"] = paired((name, fig), (name, "train"))
         for fig in ("train", "infer"):
             if name != EAGER and (EAGER, fig) in res:

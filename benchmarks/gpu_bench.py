@@ -6,12 +6,15 @@ One process, the contenders one after another on the same GPU, ResNet-(6n+2)
 option A at batch 128 on random uint8 images. Ours trains through `model.fit`
 with augmentation (random crop and flip) on the device pipeline (in the
 compiled step) and on the host pipeline (NumPy), and without augmentation
-(the input-pipeline ceiling); the timed epoch is the second one of `steps`
+(the input-pipeline ceiling), and on the resident pipeline (the train set
+held on the device, each batch gathered in the step); the timed epoch is the
+second one of `steps`
 batches (the first compiles). PyTorch: eager float32, eager bfloat16
 autocast + channels_last, and optionally `torch.compile`, on pre-made GPU
 tensors without augmentation (its best case). `--steps-per-execution K` adds
-ours, mixed float16 on the device pipeline, with K steps per compiled call
-(`rk.train(steps_per_execution=K)`; K must divide `steps`). Prints one line
+ours, mixed float16 on the device and the resident pipelines, with K steps
+per compiled call (`rk.train(steps_per_execution=K)`; K must divide `steps`).
+Prints one line
 per figure.
 On a machine without a GPU it says so and stops.
 """
@@ -34,7 +37,7 @@ def ours(n, steps, precision, pipeline, augment, steps_per_execution=1):
     x = rng.integers(0, 256, (128 * steps, 32, 32, 3), dtype=np.uint8)
     y = rng.integers(0, 10, 128 * steps).astype(np.int32)
     batches = rk.CifarBatches(x, y, 128, shuffle=True, augment=augment, pipeline=pipeline)
-    trainer = rk.training.compile_for_training(model, "sgd", 0.1, pipeline=pipeline,
+    trainer = rk.training.compile_for_training(model, "sgd", 0.1, pipeline=pipeline, images=x,
                                                steps_per_execution=rk.training.check_steps_per_execution(
                                                    steps_per_execution, len(batches)))
     times = []
@@ -105,10 +108,11 @@ def main():
         return
     for n in args.nets:
         name = f"ResNet-{6 * n + 2}"
-        spe = [("mixed_float16", "device", True, args.steps_per_execution)] if args.steps_per_execution else []
+        k = args.steps_per_execution
+        spe = [("mixed_float16", "device", True, k), ("mixed_float16", "resident", True, k)] if k else []
         for precision, pipeline, augment, k in [("mixed_float16", "device", True, 1), ("mixed_float16", "host", True, 1),
                                                 ("mixed_float16", "device", False, 1), ("float32", "device", True, 1),
-                                                *spe]:
+                                                ("mixed_float16", "resident", True, 1), *spe]:
             r = ours(n, args.steps, precision, pipeline, augment, k)
             print(f"{name} ours ({keras.backend.backend()}) {precision} {pipeline} augment={augment}"
                   f"{f' steps_per_execution={k}' if k > 1 else ''}: {r:,.0f} img/s", flush=True)

@@ -24,7 +24,7 @@ SCHEDULES = ("constant", "step", "cosine")
 WARMUPS = ("linear", "constant")  # ramp up to the learning rate, or hold a tenth of it (the paper's ResNet-110)
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # training dtype policies
 INFERENCE_PRECISIONS = ("float32", "bfloat16")  # `inference.inference_model`
-PIPELINES = ("host", "device")  # where augmentation runs (`data.CifarBatches`)
+PIPELINES = ("host", "device", "resident")  # where batches are made and augmented (`data.CifarBatches`)
 PIPELINE_CHOICES = ("auto",) + PIPELINES  # `training.resolve_pipeline` turns "auto" into one of `PIPELINES`
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from keras import callbacks, ops
 
 from resnet_keras.files import atomic_path, save_h5, write_json, write_text
+from resnet_keras.layers import ResidentImages
 
 
 class TrainingDiverged(RuntimeError):
@@ -147,8 +148,13 @@ class RunCheckpoint(callbacks.BackupAndRestore):
         self._save_model()
 
     def _variables(self):
-        """What a commit holds: the model's variables (batch-norm statistics too) and the optimizer's state."""
-        return list(self.model.weights) + list(self.model.optimizer.variables if self.model.optimizer else [])
+        """What a commit holds: the model's variables (batch-norm statistics too) and the optimizer's state.
+
+        Not a data set held on the device (`layers.ResidentImages`): data, not state.
+        """
+        data = {id(v) for layer in self.model.layers if isinstance(layer, ResidentImages) for v in layer.weights}
+        return ([v for v in self.model.weights if id(v) not in data]
+                + list(self.model.optimizer.variables if self.model.optimizer else []))
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)

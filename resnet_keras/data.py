@@ -246,6 +246,10 @@ class CifarBatches(keras.utils.PyDataset):
       the raw images (a quarter of the bytes) and the random crop of each;
       `layers.CropFlip` applies them inside the compiled training step
       (`training.training_model`), so a GPU is not left waiting for NumPy.
+    - `pipeline="resident"`: ({"index": int32 (b,), "crops": int32 (b, 3)},
+      labels): only where the images are in a set the training model holds
+      on the device (`layers.ResidentImages`), which gathers them in the step;
+      `first` is the position of `x[0]` in that set.
 
     Both draw the order and the crops from generators seeded by
     `(seed, epoch)` and `(seed, epoch, batch)`, so the model sees the same
@@ -261,7 +265,7 @@ class CifarBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, x, y, batch_size, shuffle=False, augment=False, seed=0, epoch=0, pipeline="host",
-                 shards=1, drop_remainder=False, **kwargs):
+                 shards=1, drop_remainder=False, first=0, **kwargs):
         super().__init__(**kwargs)
         self.x, self.y = x, y
         self.batch_size = check_int("batch_size", batch_size)
@@ -270,10 +274,11 @@ class CifarBatches(keras.utils.PyDataset):
             raise ConfigError(f"batch_size={batch_size} does not split over {shards} devices; "
                               f"use a multiple of {shards}")
         self.pipeline = check_choice("pipeline", pipeline, PIPELINES)
-        if pipeline == "device" and x.ndim != 4:
-            raise ConfigError(f"pipeline='device' needs images (n, h, w, c), not arrays of shape {x.shape}; "
+        if pipeline != "host" and x.ndim != 4:
+            raise ConfigError(f"pipeline={pipeline!r} needs images (n, h, w, c), not arrays of shape {x.shape}; "
                               f"use pipeline='host'")
         self.shuffle, self.augment, self.seed, self.drop_remainder = shuffle, augment, seed, drop_remainder
+        self.first = first
         self.set_epoch(epoch)
 
     def set_epoch(self, epoch):
@@ -299,6 +304,8 @@ class CifarBatches(keras.utils.PyDataset):
 
     def __getitem__(self, i):
         idx, crops = self._batch(i, self.epoch, self.order)
+        if self.pipeline == "resident":
+            return {"index": (idx + self.first).astype(np.int32), "crops": crops}, self.y[idx]
         x = self.x[idx]
         if self.pipeline == "device":
             return {"pixels": x, "crops": crops}, self.y[idx]
@@ -330,7 +337,7 @@ class CifarBatches(keras.utils.PyDataset):
         """
         import tensorflow as tf
 
-        x, y = tf.constant(self.x), tf.constant(self.y)
+        x, y = None if self.pipeline == "resident" else tf.constant(self.x), tf.constant(self.y)
         epochs = self.epoch + 1 if epochs is None else epochs
 
         def one_epoch(epoch):
@@ -341,6 +348,8 @@ class CifarBatches(keras.utils.PyDataset):
             return tf.data.Dataset.from_tensor_slices((idx, crops)).batch(self.batch_size)
 
         def gather(idx, crops):
+            if self.pipeline == "resident":
+                return {"index": idx + self.first, "crops": crops}, tf.gather(y, idx)
             pixels, labels = tf.gather(x, idx), tf.gather(y, idx)
             if self.pipeline == "device":
                 return {"pixels": pixels, "crops": crops}, labels

@@ -48,38 +48,88 @@ def resolve_pipeline(pipeline="auto", x=None):
     return pipeline
 
 
-def training_model(model, pipeline="host"):
-    """The model that training fits: `model` up to its logits, sharing its weights.
+class Trainer(keras.Model):
+    """The functional model that `fit` trains (`training_model`), whose steps per call run as one on JAX.
+
+    With `steps_per_execution=K`, Keras' JAX trainer calls the compiled step
+    K times from Python. This one compiles the K steps into one call, a
+    `jax.lax.scan` over the K batches stacked inside it, so the host
+    dispatches once per K steps (as TensorFlow's trainer already does; Keras'
+    PyTorch trainer runs one step per call). The scan is unrolled: as a loop,
+    XLA's CPU backend ran a ResNet-20 step 20x slower; unrolled, a step runs
+    as fast as alone, and compiling takes about K times as long as one step
+    (docs/performance.md). Under a distribution (`devices.set_devices`),
+    Keras' own loop runs.
+    """
+
+    def make_train_function(self, force=False):
+        k = self.steps_per_execution
+        if (keras.backend.backend() != "jax" or k == 1 or self.run_eagerly or not self.jit_compile
+                or keras.distribution.distribution() is not None):
+            return super().make_train_function(force)
+        if self.train_function is not None and not force:
+            return self.train_function
+        import jax
+
+        def steps(state, batches):
+            def step(state, batch):
+                logs, state = self.train_step(state, batch)
+                return state, logs
+
+            batches = jax.tree.map(lambda *b: jax.numpy.stack(b), *batches)
+            state, logs = jax.lax.scan(step, state, batches, unroll=True)
+            return jax.tree.map(lambda v: v[-1], logs), state
+
+        compiled = jax.jit(steps, donate_argnums=0)
+        self.train_function = lambda state, iterator: compiled(state, [next(iterator) for _ in range(k)])
+        return self.train_function
+
+
+def training_model(model, pipeline="host", images=None):
+    """The model that training fits (a `Trainer`): `model` up to its logits, sharing its weights.
 
     `model` must end in a softmax layer (the builders' "predictions"), whose
-    input is taken as the logits. With `pipeline="device"` the training model
-    takes `{"pixels": uint8, "crops": int32}` batches and crops and flips them
-    in the compiled step (`layers.CropFlip`) before `model`'s own layers.
+    input is taken as the logits. The inputs follow the pipeline
+    (`data.CifarBatches`): "host" takes `model`'s; "device" takes
+    `{"pixels": uint8, "crops": int32}` batches and crops and flips them in
+    the compiled step (`layers.CropFlip`) before `model`'s own layers;
+    "resident" takes `{"index": int32, "crops": int32}`, holds `images` (all
+    that the indices point to) on the device (`layers.ResidentImages`), and
+    gathers each batch from them in the step, then crops and flips it.
     """
-    from resnet_keras.layers import CropFlip
+    from resnet_keras.layers import CropFlip, ResidentImages
 
     layer, node_index, _ = model.outputs[0]._keras_history
     if not (isinstance(layer, keras.layers.Activation) and layer.activation is keras.activations.softmax):
         raise ConfigError(f"model {model.name!r} ends in {type(layer).__name__} {layer.name!r}, not a softmax "
                           f"layer; build it with resnet_keras, whose models end in logits and softmax")
-    logits = keras.Model(model.inputs, layer._inbound_nodes[node_index].input_tensors[0], name=f"{model.name}_logits")
+    logits = layer._inbound_nodes[node_index].input_tensors[0]
     if check_choice("pipeline", pipeline, PIPELINES) == "host":
-        return logits
-    pixels = keras.Input(model.inputs[0].shape[1:], dtype="uint8", name="pixels")
+        return Trainer(model.inputs, logits, name=f"{model.name}_logits")
+    logits = keras.Model(model.inputs, logits, name=f"{model.name}_logits")
     crops = keras.Input((3,), dtype="int32", name="crops")
+    if pipeline == "device":
+        inputs = {"pixels": keras.Input(model.inputs[0].shape[1:], dtype="uint8", name="pixels"), "crops": crops}
+        pixels = inputs["pixels"]
+    else:
+        if images is None or images.ndim != 4:
+            raise ConfigError("pipeline='resident' needs the images its batches index, (n, h, w, c); "
+                              "use pipeline='host' for arrays of features")
+        inputs = {"index": keras.Input((), dtype="int32", name="index"), "crops": crops}
+        pixels = ResidentImages(images, name="resident_images")(inputs["index"])
     images = CropFlip(dtype="float32", name="crop_flip")(pixels, crops)
-    return keras.Model({"pixels": pixels, "crops": crops}, logits(images), name=f"{model.name}_device_augment")
+    return Trainer(inputs, logits(images), name=f"{model.name}_{pipeline}_augment")
 
 
 def compile_for_training(model, optimizer="adam", learning_rate=1e-3, momentum=0.9, nesterov=False,
-                         pipeline="host", steps_per_execution=1):
-    """`training_model(model, pipeline)`, compiled with the loss on logits and accuracy.
+                         pipeline="host", steps_per_execution=1, images=None):
+    """`training_model(model, pipeline, images)`, compiled with the loss on logits and accuracy.
 
     Under a "mixed_float16" policy Keras wraps the optimizer in dynamic loss
     scaling. `steps_per_execution` steps run per call of the compiled function
     (Keras' option; see `train`). Returns the compiled training model.
     """
-    trainer = training_model(model, pipeline)
+    trainer = training_model(model, pipeline, images)
     trainer.compile(optimizer=make_optimizer(optimizer, learning_rate, momentum, nesterov),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
@@ -97,10 +147,11 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     """Compile and fit `model` on `data` (a `CifarData`), resuming if interrupted.
 
     The loss is computed from the logits (`training_model`); `model` keeps
-    its softmax output. `pipeline` chooses where augmentation runs (on the
-    host, on the device, or "auto": see `resolve_pipeline`); all give the same
-    batches. `steps_per_execution` steps run per call of the compiled step
-    (TensorFlow and JAX; a divisor of the epoch's steps, see
+    its softmax output. `pipeline` chooses where batches are made and
+    augmented (on the host; on the device; on the device from the data set
+    held there, "resident"; or "auto": see `resolve_pipeline`); all give the
+    same batches. `steps_per_execution` steps run per call of the compiled
+    step (TensorFlow and JAX; a divisor of the epoch's steps, see
     `check_steps_per_execution`): fewer calls from Python, the same training.
     After `set_devices(k)`, each batch of `batch_size` is split over
     k devices. Writes into `out_dir`: `history.csv` (one row per epoch: loss,
@@ -124,19 +175,21 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
     shards = device_count()  # `devices.set_devices`: each batch is split over this many devices
     batches = CifarBatches(data.x_train, data.y_train, batch_size, shuffle=True, augment=augment, seed=seed,
                            pipeline=pipeline, shards=shards, drop_remainder=True)
+    # The resident pipeline holds the validation images after the training ones (`first` below).
+    images = np.concatenate([data.x_train, data.x_val]) if pipeline == "resident" else None
     check_steps_per_execution(steps_per_execution, len(batches))
     total = epochs * len(batches)
     lr = learning_rate if schedule == "constant" and not warmup_epochs else LRSchedule(
         schedule, learning_rate, total, warmup_epochs * len(batches), milestones, warmup=warmup)
-    trainer = compile_for_training(model, optimizer, lr, momentum, nesterov, pipeline, steps_per_execution)
+    trainer = compile_for_training(model, optimizer, lr, momentum, nesterov, pipeline, steps_per_execution, images)
     has_val = len(data.y_val) > 0
     ckpt = RunCheckpoint(os.path.join(out_dir, products.RESUME), os.path.join(out_dir, products.HISTORY),
                          os.path.join(out_dir, products.BEST_MODEL) if save_best else None,
                          monitor if has_val else monitor.removeprefix("val_"), epochs, log=verbose == 2, export=model,
                          tensorboard_dir=os.path.join(out_dir, products.TENSORBOARD))
     batches.set_epoch(ckpt.saved_epoch())
-    val = CifarBatches(data.x_val, data.y_val, 500 // shards * shards, pipeline=pipeline,
-                       shards=shards) if has_val else None
+    val = CifarBatches(data.x_val, data.y_val, 500 // shards * shards, pipeline=pipeline, shards=shards,
+                       first=len(data.x_train)) if has_val else None
     batches, steps = fit_inputs(batches, epochs)
     # shuffle=False: the batches shuffle themselves, seeded per epoch (Keras' default would only warn on tf.data).
     trainer.fit(batches, epochs=epochs, steps_per_epoch=steps, validation_data=fit_inputs(val)[0] if val else None,
