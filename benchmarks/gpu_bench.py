@@ -110,9 +110,10 @@ def main():
         name = f"ResNet-{6 * n + 2}"
         k = args.steps_per_execution
         spe = [("mixed_float16", "device", True, k), ("mixed_float16", "resident", True, k)] if k else []
-        for precision, pipeline, augment, k in [("mixed_float16", "device", True, 1), ("mixed_float16", "host", True, 1),
-                                                ("mixed_float16", "device", False, 1), ("float32", "device", True, 1),
-                                                ("mixed_float16", "resident", True, 1), *spe]:
+        runs = [("mixed_float16", "device", True, 1), ("mixed_float16", "host", True, 1),
+                ("mixed_float16", "device", False, 1), ("float32", "device", True, 1),
+                ("mixed_float16", "resident", True, 1), *spe]
+        for precision, pipeline, augment, k in runs:
             r = ours(n, args.steps, precision, pipeline, augment, k)
             print(f"{name} ours ({keras.backend.backend()}) {precision} {pipeline} augment={augment}"
                   f"{f' steps_per_execution={k}' if k > 1 else ''}: {r:,.0f} img/s", flush=True)
