@@ -117,8 +117,8 @@ def training_model(model, pipeline="host", images=None):
                               "use pipeline='host' for arrays of features")
         inputs = {"index": keras.Input((), dtype="int32", name="index"), "crops": crops}
         pixels = ResidentImages(images, name="resident_images")(inputs["index"])
-    images = CropFlip(dtype="float32", name="crop_flip")(pixels, crops)
-    return Trainer(inputs, logits(images), name=f"{model.name}_{pipeline}_augment")
+    augmented = CropFlip(dtype="float32", name="crop_flip")(pixels, crops)
+    return Trainer(inputs, logits(augmented), name=f"{model.name}_{pipeline}_augment")
 
 
 def compile_for_training(model, optimizer="adam", learning_rate=1e-3, momentum=0.9, nesterov=False,

@@ -435,6 +435,21 @@ def test_mixed_precision_trains_saves_and_reloads(tiny_data, tmp_path, restore_p
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
+def test_in_mixed_float16_the_resident_pipeline_trains_as_the_device_pipeline(tiny_data, tmp_path,
+                                                                              restore_precision):
+    """What a GPU run uses: under loss scaling, the images gathered on the device (uint8, not autocast) train the
+    same epoch as the device pipeline's."""
+    histories = []
+    for pipeline in ("device", "resident"):
+        rk.set_precision("mixed_float16")
+        rk.set_seed(0)
+        hist = rk.train(rk.build_resnet(8), small(tiny_data), str(tmp_path / pipeline), epochs=1, batch_size=16,
+                        optimizer="sgd", learning_rate=0.05, pipeline=pipeline, verbose=0)
+        histories.append(hist[["loss", "accuracy", "val_loss", "val_accuracy"]].to_numpy())
+    assert np.isfinite(histories[0]).all()
+    np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)
+
+
 def test_unknown_precision_is_refused_by_name(restore_precision):
     with pytest.raises(ConfigError, match="precision='fp8' is not accepted; use one of 'auto', 'float32'"):
         rk.set_precision("fp8")
