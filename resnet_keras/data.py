@@ -337,7 +337,8 @@ class CifarBatches(keras.utils.PyDataset):
         """
         import tensorflow as tf
 
-        x, y = None if self.pipeline == "resident" else tf.constant(self.x), tf.constant(self.y)
+        x = None if self.pipeline == "resident" else tf.constant(self.x)  # the resident set is the model's
+        y = tf.constant(self.y)
         epochs = self.epoch + 1 if epochs is None else epochs
 
         def one_epoch(epoch):

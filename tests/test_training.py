@@ -237,7 +237,7 @@ def test_every_pipeline_trains_identically(tiny_data, tmp_path):
         assert [resident[k].shape for k in resident.files] == [host[k].shape for k in host.files]
 
 
-def test_the_resident_pipeline_needs_images(tiny_data):
+def test_the_resident_pipeline_needs_images():
     with pytest.raises(ConfigError, match="pipeline='resident' needs the images its batches index"):
         rk.training.training_model(rk.build_resnet(8), "resident")
     features = np.zeros((4, 64), np.float32)
@@ -250,7 +250,7 @@ def test_several_steps_per_call_train_the_same_epochs_as_one(tmp_path):
     """Three steps per compiled call (an epoch of 9, a validation pass of 2 batches of 500): the same history and
     weights as one step per call, resume included; refused on PyTorch, and where it does not divide the epoch.
 
-    On JAX the three steps compile as one loop (`training.Trainer`), whose float sums XLA may order otherwise:
+    On JAX the three steps compile as one call (`training.Trainer`), whose float sums XLA may order otherwise:
     each weight's update is compared as a vector, to 1e-4 of its norm. (The images have their class's colour, as
     CIFAR's classes differ: on images of noise, random labels make training chaotic, and float rounding alone
     grows from 1e-5 to 1e-2 of the update within an epoch.)"""
@@ -293,15 +293,15 @@ def test_on_jax_the_steps_of_a_call_run_as_one_compiled_call(monkeypatch):
     trainer = rk.training.compile_for_training(rk.build_resnet(8), "sgd", 0.05, pipeline="resident",
                                                steps_per_execution=3, images=x)
     batches = rk.CifarBatches(x, y, 8, shuffle=True, augment=True, pipeline="resident", drop_remainder=True)
-    calls, jit = [], jax.jit
+    calls, epochs, jit = [], [], jax.jit  # the epoch of each compiled call
 
     def counted_jit(fun, **kwargs):
         compiled = jit(fun, **kwargs)
-        return lambda *args: (calls.append(trainer.epoch), compiled(*args))[1]
+        return lambda *args: (calls.append(epochs[-1]), compiled(*args))[1]
 
     class Epoch(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            trainer.epoch = epoch
+            epochs.append(epoch)
 
     monkeypatch.setattr(jax, "jit", counted_jit)
     trainer.fit(batches, epochs=2, verbose=0, callbacks=[Epoch()])
