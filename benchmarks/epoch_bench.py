@@ -79,7 +79,7 @@ def main():
           f"{args.steps_per_execution} steps per call")
     steps = len(data.y_train) // 128
     epochs = [marks[i:i + 4] for i in range(0, len(marks), 4)]
-    for epoch, ((_, t0), (_, t_steps), (_, t_val), (_, c)), time_s in zip(range(1, 99), epochs, hist["time_s"]):
+    for epoch, (((_, t0), (_, t_steps), (_, t_val), (_, c)), time_s) in enumerate(zip(epochs, hist["time_s"]), 1):
         run, val, total = t_steps - t0, t_val - t_steps, time_s + c  # the history's time_s ends where the commit starts
         print(f"epoch {epoch}: {total:.2f} s = steps {run:.2f} s ({128 * steps / run:,.0f} img/s) + validation "
               f"{val:.2f} s + commit {c:.3f} s + other {total - run - val - c:.3f} s; "

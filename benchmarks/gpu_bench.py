@@ -14,8 +14,7 @@ autocast + channels_last, and optionally `torch.compile`, on pre-made GPU
 tensors without augmentation (its best case). `--steps-per-execution K` adds
 ours, mixed float16 on the device and the resident pipelines, with K steps
 per compiled call (`rk.train(steps_per_execution=K)`; K must divide `steps`).
-Prints one line
-per figure.
+Prints one line per figure.
 On a machine without a GPU it says so and stops.
 """
 
@@ -108,8 +107,8 @@ def main():
         return
     for n in args.nets:
         name = f"ResNet-{6 * n + 2}"
-        k = args.steps_per_execution
-        spe = [("mixed_float16", "device", True, k), ("mixed_float16", "resident", True, k)] if k else []
+        spe = args.steps_per_execution
+        spe = [("mixed_float16", "device", True, spe), ("mixed_float16", "resident", True, spe)] if spe else []
         runs = [("mixed_float16", "device", True, 1), ("mixed_float16", "host", True, 1),
                 ("mixed_float16", "device", False, 1), ("float32", "device", True, 1),
                 ("mixed_float16", "resident", True, 1), *spe]

@@ -51,8 +51,9 @@ class RunCheckpoint(callbacks.BackupAndRestore):
     5-7x as long as the whole commit does now: docs/performance.md), the
     history CSV, and last `state.json`, whose atomic rename commits the epoch.
     A kill at any point resumes from the last committed epoch, and the history
-    is rewritten from the committed state, so no epoch appears twice. (Keras' own `BackupAndRestore` writes weights and metadata
-    in place, one after the other, and keeps neither history nor best value.)
+    is rewritten from the committed state, so no epoch appears twice. (Keras'
+    own `BackupAndRestore` writes weights and metadata in place, one after the
+    other, and keeps neither history nor best value.)
 
     With `tensorboard_dir`, each committed epoch also goes to TensorBoard event
     files there, as Keras' `TensorBoard` callback lays them out (`train/` and
