@@ -28,7 +28,7 @@ export PYTHONUNBUFFERED := 1
 .PHONY: help venv data test demo sweep run reference results notebooks lab app publish tensorboard bench clean
 
 help:
-	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper']"
+	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper'] [DRY_RUN=1]"
 	@echo "           [SCHEDULER=tcp://HOST:8786|local]         ... on a Dask cluster whose workers share outputs/"
 	@echo "                                                        run the experiments into outputs/"
 	@echo "           [BACKEND=tensorflow|jax|torch]             ... with that Keras backend (any target)"
@@ -60,7 +60,8 @@ data:
 	@if [ -n "$(RESNET_KERAS_DATA)" ] && [ -x "$(SHARED_DATA)/unpack" ]; then \
 	  "$(SHARED_DATA)/unpack" "$(RESNET_KERAS_DATA)"; fi
 
-# Everything on TensorFlow (the default backend), then what exercises models,
+# Lint (ruff: pyflakes, pycodestyle, import order, bugbear, pyupgrade; pyproject.toml), then everything on
+# TensorFlow (the default backend), then what exercises models,
 # training or inference (tests marked `backend`) again on JAX and on PyTorch
 # (measured on 2 cores: about 4 and 2 minutes). Each pass runs
 # TEST_JOBS pytest processes (pytest-xdist; 0: one process), a test file in
@@ -68,6 +69,7 @@ data:
 # are single-threaded, so one process leaves a second core mostly idle.
 TEST_JOBS ?= 2
 test: venv data
+	$(VENV)/bin/ruff check .
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
 	KERAS_BACKEND=jax $(PY) -m pytest -m backend -n $(TEST_JOBS) --dist loadfile
 	@if $(PY) -c "import torch" 2>/dev/null; then set -x; \
@@ -78,7 +80,7 @@ test: venv data
 TINY := outputs/.tiny-cifar
 sweep: venv data notebooks $(if $(filter smoke,$(PROFILE)),$(TINY)/.complete)
 	$(PY) -m resnet_keras.sweep --profile $(PROFILE) --jobs $(JOBS) $(if $(FORCE),--force) $(if $(ONLY),--only $(ONLY)) \
-	  $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+	  $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(DRY_RUN),--dry-run)
 
 $(TINY)/.complete: | venv
 	$(PY) -m resnet_keras.data tiny $(TINY) >/dev/null

@@ -332,7 +332,7 @@ def main():
     summary = {"machine": machine, "rows": rows}
     if args.more and args.only is None:
         q3 = {"rerun_base": [], "cached": []}
-        for rep in range(reps):
+        for _ in range(reps):
             for mode in ("rerun_base", "cached"):
                 q3[mode].append(measure("q3_head_epoch", count=256 if args.tiny else 2000, cached=mode == "cached"))
         rerun = statistics.median(r["epoch_s"] for r in q3["rerun_base"])

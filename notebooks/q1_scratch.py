@@ -11,16 +11,11 @@
 #     name: python3
 # ---
 
-# %% [markdown]
-# # Q1: a ResNet-20 trained from scratch on CIFAR-10
+# %% [markdown] tags=["remove_cell"]
+# # Q1: a CIFAR ResNet trained from scratch
 #
-# The CIFAR ResNet of He et al. (2015, section 4.2): a 3x3 stem, three stages of
-# `n` residual blocks with 16, 32 and 64 filters, global average pooling and a
-# softmax classifier, 6n+2 weight layers in all (n=3 gives ResNet-20). It is
-# trained from random initialisation with the standard augmentation (4-pixel
-# padding, random 32x32 crop, horizontal flip). This report shows the learning
-# curves, the test accuracy and the confusion matrix; the trained model is saved
-# as `model.h5` beside it.
+# The parameters below choose the network (ResNet-20 by default, the
+# assignment's); the report of each run is titled with the network it trained.
 
 # %% tags=["parameters"]
 dataset = "cifar10"  # cifar10 or cifar100
@@ -51,12 +46,26 @@ precision = "auto"  # auto (mixed_float16 on a GPU, else float32), float32, mixe
 devices = 1  # devices to train on (JAX backend): each batch is split over them, the recipe stays; "all": every GPU
 out_dir = "outputs/q1/dev"  # where the artefacts go (the sweep sets it)
 
+# %%
+from resnet_keras import models, plots, report
+
+report.title("Q1", models.resnet_name(depth, version, plain), dataset)
+
+# %% [markdown]
+# The CIFAR ResNet of He et al. (2015, section 4.2): a 3x3 stem, three stages of
+# `n` residual blocks with 16, 32 and 64 filters, global average pooling and a
+# softmax classifier, 6n+2 weight layers in all (n=3 gives ResNet-20, the
+# assignment's network). It is trained from random initialisation with the
+# standard augmentation (4-pixel padding, random 32x32 crop, horizontal flip).
+# This report shows the learning curves, the test accuracy and the confusion
+# matrix, and ends with the run's figures; the trained model is saved as
+# `model.h5` beside it.
+
 # %% [markdown]
 # ## Setup
 
 # %%
 import resnet_keras as rk
-from resnet_keras import plots, report
 
 rk.set_seed(seed)
 precision = rk.set_precision(precision)
@@ -110,5 +119,5 @@ confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_na
 # demo's) and the key figures (`results.json`).
 
 # %%
-report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, precision=precision,
+results = report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, precision=precision,
               data=data)

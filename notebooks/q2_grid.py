@@ -11,15 +11,11 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["remove_cell"]
 # # Q2: one point of the depth x optimizer grid
 #
-# Each run of this notebook trains one CIFAR ResNet (depth 6n+2) with one
-# optimizer and batch size on CIFAR-10 or CIFAR-100. The sweep runs every point
-# of the grid in `params/q2_grid.yaml` (by default the assignment's three
-# configurations: ResNet-44 (n=7) with RMSprop at batch 128 and with Adam at
-# batch 64, ResNet-32 (n=5) with SGD momentum 0.9 at batch 256, on both data
-# sets) and compares them all in `outputs/index.html`.
+# The parameters below choose the network, the optimizer and the batch size;
+# the report of each run is titled with them.
 
 # %% tags=["parameters"]
 dataset = "cifar10"  # cifar10 or cifar100
@@ -47,12 +43,25 @@ precision = "auto"  # auto (mixed_float16 on a GPU, else float32), float32, mixe
 devices = 1  # devices to train on (JAX backend): each batch is split over them, the recipe stays; "all": every GPU
 out_dir = "outputs/q2/dev"  # where the artefacts go (the sweep sets it)
 
+# %%
+from resnet_keras import models, plots, report
+
+report.title("Q2", models.resnet_name(depth, version), dataset,
+             f"trained with {report.OPTIMIZER_NAMES.get(optimizer, optimizer)} at batch {batch_size}")
+
+# %% [markdown]
+# Each run of this notebook trains one CIFAR ResNet (depth 6n+2) with one
+# optimizer and batch size on CIFAR-10 or CIFAR-100. The sweep runs every point
+# of the grid in `params/q2_grid.yaml` (by default the assignment's three
+# configurations: ResNet-44 (n=7) with RMSprop at batch 128 and with Adam at
+# batch 64, ResNet-32 (n=5) with SGD momentum 0.9 at batch 256, on both data
+# sets) and compares them all in `outputs/index.html`.
+
 # %% [markdown]
 # ## Setup and data
 
 # %%
 import resnet_keras as rk
-from resnet_keras import plots, report
 
 rk.set_seed(seed)
 precision = rk.set_precision(precision)
@@ -86,4 +95,4 @@ curves = plots.plot_history(history, f"{model.name}, {optimizer}, batch {batch_s
 # %%
 test = rk.evaluate(model, data.x_test, data.y_test)
 print(f"test accuracy {test['accuracy']:.4f}")
-report.finish(out_dir, model, history, test, {"curves": curves}, precision=precision, data=data)
+results = report.finish(out_dir, model, history, test, {"curves": curves}, precision=precision, data=data)

@@ -119,5 +119,5 @@ else:
     test = rk.evaluate(model, data.x_test, data.y_test, batch_size=256)
 print(f"test accuracy {test['accuracy']:.4f}")
 confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
-report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, weights=weights_used,
+results = report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, weights=weights_used,
               augment=augment and not cache_features, precision=precision, data=data)

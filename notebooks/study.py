@@ -133,5 +133,5 @@ print(f"latency {speed['latency_ms']:.2f} ms per image, throughput {speed['throu
 # demo's) and the key figures (`results.json`).
 
 # %%
-report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, precision=precision,
+results = report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, precision=precision,
               data=data, **speed)

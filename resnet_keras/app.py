@@ -44,7 +44,8 @@ def find_models(outputs):
                 **read_json_object(os.path.join(folder, products.RESULTS))}
         models[run_id] = {"id": run_id, "path": os.path.join(folder, products.MODEL), "dataset": info.get("dataset"),
                           "model": info.get("model"), "test_accuracy": info.get("test_accuracy"),
-                          "class_names": info.get("class_names"), "example_images": read_examples(os.path.join(folder, products.EXAMPLES))}
+                          "class_names": info.get("class_names"),
+                          "example_images": read_examples(os.path.join(folder, products.EXAMPLES))}
     return models
 
 
@@ -93,8 +94,8 @@ class Classifier:
         with self._lock:
             key = (info["path"], os.path.getmtime(info["path"]))
             if key not in self._models:
-                from resnet_keras.inference import inference_model
                 from resnet_keras.files import load_h5
+                from resnet_keras.inference import inference_model
 
                 self._models = {key: inference_model(load_h5(info["path"]))}  # one at a time: models can be large
             model = self._models[key]

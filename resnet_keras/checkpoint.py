@@ -10,7 +10,7 @@ import time
 import numpy as np
 from keras import callbacks, ops
 
-from resnet_keras.files import atomic_path, save_h5, write_json, write_text
+from resnet_keras.files import atomic_path, executed_modules, save_h5, write_json, write_text
 from resnet_keras.layers import ResidentImages
 
 
@@ -74,7 +74,7 @@ class RunCheckpoint(callbacks.BackupAndRestore):
         self.export = export  # the model saved as best.h5 (default: the model being fit)
         self.epochs, self.log = epochs, log
         self.state_path = os.path.join(backup_dir, "state.json")
-        self.rows, self.best = [], None
+        self.rows, self.best, self.modules = [], None, []
 
     def saved_epoch(self):
         """Number of epochs committed so far (0 when starting fresh)."""
@@ -98,6 +98,7 @@ class RunCheckpoint(callbacks.BackupAndRestore):
                 self.model.load_weights(path)
             self.model._initial_epoch = state["epoch"]
             self.rows, self.best = state["history"], state["best"]
+            self.modules = state.get("modules", [])
         self._write_history()
         if self.tensorboard_dir:
             self._open_tensorboard()
@@ -163,8 +164,11 @@ class RunCheckpoint(callbacks.BackupAndRestore):
         with atomic_path(os.path.join(self.backup_dir, weights)) as tmp:
             np.savez(tmp, **{_key(i): ops.convert_to_numpy(v) for i, v in enumerate(self._variables())})
         self._write_history()
+        # The package modules this run has executed so far, its earlier attempts' too: a later attempt resumes
+        # only while their code is unchanged (`sweep.resume_blocker`).
+        self.modules = sorted(set(self.modules) | set(executed_modules()))
         write_json(self.state_path, {"epoch": self._current_epoch, "weights": weights, "history": self.rows,
-                                     "best": self.best})
+                                     "best": self.best, "modules": self.modules})
         if self._writers:  # after the commit: TensorBoard shows committed epochs only
             self._log_epoch(self.rows[-1])
         for old in glob.glob(os.path.join(self.backup_dir, "epoch-*")):

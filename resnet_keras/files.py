@@ -2,11 +2,14 @@
 
 Keras is imported only by `load_h5`, so the sweep uses this module without it."""
 
+import ast
 import contextlib
 import functools
+import glob
 import hashlib
 import json
 import os
+import sys
 import tempfile
 
 from resnet_keras.errors import ConfigError
@@ -90,20 +93,57 @@ def check_hdf5(what, path, accepted):
     return path
 
 
-@functools.lru_cache(maxsize=None)
-def source_digest(module):
-    """Hash of one `resnet_keras` module's source ("resnet_keras.training"), read once per process.
-
-    The sweep's run hash and the index's redraw check both use it.
-    """
+def module_path(module):
+    """The file of one `resnet_keras` module ("resnet_keras.training"), whether or not it exists."""
     parts = module.split(".")[1:]
     path = os.path.join(PACKAGE_DIR, *parts) if parts else PACKAGE_DIR
-    path = os.path.join(path, "__init__.py") if os.path.isdir(path) else path + ".py"
+    return os.path.join(path, "__init__.py") if os.path.isdir(path) else path + ".py"
+
+
+@functools.cache
+def source_digest(module):
+    """Hash of what one `resnet_keras` module ("resnet_keras.training") computes, read once per process.
+
+    It is the module's syntax tree without its docstrings: comments,
+    docstrings and formatting leave it unchanged, so editing them reruns
+    nothing. Returns None when the module is gone (whatever used it is out of
+    date) or does not parse. The sweep's run records and the index's redraw
+    check both use it.
+    """
     try:
-        with open(path, "rb") as f:
+        with open(module_path(module), "rb") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+
+
+def executed_modules():
+    """The `resnet_keras` modules this process has imported, sorted: the code a run executed."""
+    return sorted(m for m in sys.modules if m == "resnet_keras" or m.startswith("resnet_keras."))
+
+
+def package_modules():
+    """Every module of the `resnet_keras` package, by name, sorted."""
+    names = sorted(os.path.relpath(p, PACKAGE_DIR) for p in glob.glob(os.path.join(PACKAGE_DIR, "**", "*.py"),
+                                                                       recursive=True))
+    return ["resnet_keras" + ("" if n == "__init__.py" else "." + n[:-3].replace(os.sep, ".").removesuffix(
+        ".__init__")) for n in names]
+
+
+def text_digest(module):
+    """Hash of one module's text: what run records held before `source_digest` (see `sweep._current`)."""
+    try:
+        with open(module_path(module), "rb") as f:
             return hashlib.sha256(f.read()).hexdigest()[:16]
     except OSError:
-        return None  # the module is gone: whatever used it is out of date
+        return None
 
 
 def save_h5(model, path):

@@ -60,7 +60,6 @@ def write_summary(outputs, runs, records, reference=None):
     import pandas as pd
 
     from resnet_keras import plots
-
     from resnet_keras import reference as references
 
     table = results_table(outputs, runs, records)

@@ -102,9 +102,13 @@ def build_resnet(depth=20, num_classes=10, version="v1", shortcut="projection", 
         x = _stack(x, [(16 * width, n, 1), (32 * width, n, 2), (64 * width, n, 2)], preact_block, shortcut,
                    plain, opts)
         x = layers.ReLU(name="post_relu")(opts.bn(x, "post_bn"))
-    kind = "plain" if plain else ("preact_resnet" if version == "v2" else "resnet")
     outputs = _head(x, num_classes, dropout, opts)
-    return keras.Model(inputs, outputs, name=name or f"{kind}{depth}")
+    return keras.Model(inputs, outputs, name=name or resnet_name(depth, version, plain))
+
+
+def resnet_name(depth, version="v1", plain=False):
+    """The name `build_resnet` gives its model: "resnet20", "preact_resnet44", "plain20"."""
+    return f"{'plain' if plain else 'preact_resnet' if version == 'v2' else 'resnet'}{depth}"
 
 
 def build_imagenet_resnet(depth=18, num_classes=10, input_shape=(32, 32, 3), dropout=0.0, weight_decay=0.0,

@@ -30,8 +30,20 @@ import re
 
 import yaml
 
-from resnet_keras.catalog import (DATASETS, FAMILIES, LABEL_MODES, OPTIMIZERS, PIPELINE_CHOICES, PRECISIONS,
-                                  SCHEDULES, SHORTCUTS, VERSIONS, WARMUPS, check_depth, check_devices)
+from resnet_keras.catalog import (
+    DATASETS,
+    FAMILIES,
+    LABEL_MODES,
+    OPTIMIZERS,
+    PIPELINE_CHOICES,
+    PRECISIONS,
+    SCHEDULES,
+    SHORTCUTS,
+    VERSIONS,
+    WARMUPS,
+    check_depth,
+    check_devices,
+)
 from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
 from resnet_keras.files import check_hdf5
 from resnet_keras.index import COMPARISONS

@@ -43,7 +43,7 @@ def worker_environment(outputs):
     return {**GPU_SHARING, "JAX_COMPILATION_CACHE_DIR": os.path.join(os.path.abspath(outputs), COMPILE_CACHE)}
 
 
-def _data_key(s, root):
+def data_key(s, root):
     data_dir = s.get("data_dir")
     if data_dir is not None:
         data_dir = os.path.abspath(os.path.join(root, data_dir))  # the child runs in `root`, too
@@ -60,7 +60,7 @@ def probe(runs, root=".", measure=False, timeout=900):
     when the check itself fails, or when no run has all its inputs.
     """
     all_settings = [r.settings for r in runs]
-    request = {"data": sorted({_data_key(s, root) for s in all_settings}, key=str),
+    request = {"data": sorted({data_key(s, root) for s in all_settings}, key=str),
                "imagenet": any(s.get("weights") == "imagenet" for s in all_settings), "measure": measure}
     env = {**GPU_SHARING, **os.environ}
     try:
@@ -88,7 +88,7 @@ def blocked_runs(runs, machine, root="."):
     missing = machine.get("missing", {})
     blocked = {}
     for run in runs:
-        why = missing.get(_data_key(run.settings, root))
+        why = missing.get(data_key(run.settings, root))
         if not why and run.settings.get("weights") == "imagenet":
             why = missing.get("imagenet")
         if why:
@@ -142,7 +142,8 @@ def remembered(outputs):
 
 
 def remember(outputs, machine):
-    """Record `probe`'s backend, GPU and speed answer with the fingerprint it holds for (after Keras wrote its config)."""
+    """Record `probe`'s backend, GPU and speed answer with the fingerprint it holds for (after Keras wrote its
+    config)."""
     write_json(os.path.join(outputs, MACHINE_FILE),
                {**{k: machine[k] for k in ("backend", "gpu", *SPEED) if k in machine}, "fingerprint": fingerprint()})
 
@@ -216,7 +217,7 @@ def estimate(runs, machine, root=".", finished=()):
     speed `machine` measured (`probe(measure=True)`).
     """
     def run_work(run):
-        return work(run.settings, machine["classes"][_data_key(run.settings, root)])
+        return work(run.settings, machine["classes"][data_key(run.settings, root)])
 
     # Per run: the kernel's start, imports, data, compilation, evaluation and report (about twice the
     # probe's own start-up, which has all but the kernel, the data and the report).

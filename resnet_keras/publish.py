@@ -226,10 +226,9 @@ def _write_space(folder, run_dir, facts, classes, repo):
     """A Gradio Space that classifies with the model: app.py, requirements.txt, its README.md card, examples."""
     from importlib.metadata import version
 
+    import gradio
     import keras
     from huggingface_hub import SpaceCard, SpaceCardData
-
-    import gradio
 
     os.makedirs(folder)
     write_json(os.path.join(folder, LABELS), classes)

@@ -4,11 +4,10 @@ Notebooks end with `finish`, which writes the run's products (`products.py`).
 The sweep's summary of all runs is `index.py`."""
 
 import os
-import sys
 
 from resnet_keras import products
 from resnet_keras.errors import check_choice
-from resnet_keras.files import write_json, write_text
+from resnet_keras.files import executed_modules, write_json, write_text
 
 # He et al. (2015), table 6: CIFAR-10 test error (%) of ResNets with option-A
 # shortcuts, trained 64k iterations with the step schedule.
@@ -81,7 +80,9 @@ def finish(out_dir, model, history, test, figures=None, data=None, **info):
             published model's Space's examples).
         info: what else `results.json` records (data set, optimizer, ...).
     Returns:
-        the dict written to `results.json` (`run_summary`).
+        the dict written to `results.json` (`run_summary`, with the backend,
+        the device and the modules executed), after showing its key figures
+        as a table (`figures_table`): the end of the run's report.
     """
     from resnet_keras.files import save_h5
     from resnet_keras.plots import save_figure
@@ -98,12 +99,62 @@ def finish(out_dir, model, history, test, figures=None, data=None, **info):
     save_h5(model, os.path.join(out_dir, products.MODEL))
     if data is not None:
         write_examples(os.path.join(out_dir, products.EXAMPLES), data.x_test, data.y_test, data.class_names)
-    write_run_results(out_dir, summary)
+    results = write_run_results(out_dir, summary)
     written = [products.FIGURES[name] for name in figures] + [products.HISTORY, products.MODEL]
     written += [f"{products.EXAMPLES}/"] if data is not None else []
     written.append(products.RESULTS)
     print(f"saved {', '.join(written)}")
-    return summary
+    note(figures_table(results))
+    return results
+
+
+NETWORK_NAMES = (("preact_resnet", "pre-activation ResNet-"), ("resnet", "ResNet-"), ("plain", "plain-"))
+DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop"}
+
+
+def network_name(model_name):
+    """How a report names the network of a model built by the package ("resnet20" -> "ResNet-20",
+    "preact_resnet44" -> "pre-activation ResNet-44"); other names unchanged."""
+    for prefix, name in NETWORK_NAMES:
+        if model_name.startswith(prefix) and model_name[len(prefix):].isdigit():
+            return name + model_name[len(prefix):]
+    return model_name
+
+
+def title(question, model_name, dataset, what="trained from scratch"):
+    """Show the report's title, naming the network and the data set: a notebook's first output.
+
+    Args:
+        question: "Q1", ...
+        model_name: the name of the model the run builds (`models.resnet_name`).
+        dataset: "cifar10" or "cifar100".
+        what: how the network is trained.
+
+    The title reads, e.g., "Q1: a ResNet-8 trained from scratch on CIFAR-10".
+    """
+    note(f"# {question}: a {network_name(model_name)} {what} on {DATASET_NAMES.get(dataset, dataset)}")
+
+
+def figures_table(results):
+    """The run's figures as a Markdown table: what a reader of the report looks for first.
+
+    `results`: `results.json`'s dict. Rows it has no figure for are left out.
+    """
+    def pct(key):
+        return f"{100 * results[key]:.2f}%" if results.get(key) is not None else None
+
+    machine = ", ".join(str(results[k]) for k in ("device", "backend", "precision") if results.get(k))
+    per_epoch = results.get("epoch_time_s")
+    rows = [("test accuracy", pct("test_accuracy")),
+            ("best validation accuracy", pct("best_val_accuracy")),
+            ("final validation accuracy", pct("final_val_accuracy")),
+            ("network", network_name(results["model"]) if results.get("model") else None),
+            ("trainable parameters", f"{results['params']:,}" if results.get("params") is not None else None),
+            ("epochs", results.get("epochs_trained")),
+            ("time per epoch", f"{per_epoch:,.1f} s on {machine}" if per_epoch is not None else None)]
+    lines = ["| figure | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows if v is not None]
+    return "\n".join(lines)
 
 
 def write_examples(folder, x, y, class_names, count=8):
@@ -140,18 +191,20 @@ def read_examples(folder):
 
 
 def write_run_results(out_dir, summary):
-    """Write the run's `results.json`: the last thing a notebook does.
+    """Write the run's `results.json`, the last thing a notebook does, and return what it holds.
 
     It records the Keras backend the run computed on ("backend"), the hardware
-    (`devices.describe`: "device"), and lists the
+    (`devices.describe`: "device"; the CPU's vector flags, `devices.cpu_flags`:
+    "cpu_flags", which decide its speed), and lists the
     package modules the run executed ("modules"), so that the sweep hashes
     exactly the code a run's results depend on: editing a module that no run
     imports (the web app, the sweep's index) invalidates none.
     """
     import keras
 
-    from resnet_keras.devices import describe
+    from resnet_keras.devices import cpu_flags, describe
 
-    modules = sorted(m for m in sys.modules if m == "resnet_keras" or m.startswith("resnet_keras."))
-    write_json(os.path.join(out_dir, products.RESULTS),
-               {**summary, "backend": keras.backend.backend(), "device": describe(), "modules": modules})
+    results = {**summary, "backend": keras.backend.backend(), "device": describe(), "cpu_flags": cpu_flags(),
+               "modules": executed_modules()}
+    write_json(os.path.join(out_dir, products.RESULTS), results)
+    return results

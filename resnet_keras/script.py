@@ -25,8 +25,7 @@ import sys
 import yaml
 
 from resnet_keras.errors import ConfigError
-from resnet_keras.params import (PROFILES, check_parameter, check_together, notebook_parameters, parameters_cell,
-                                 plan)
+from resnet_keras.params import PROFILES, check_parameter, check_together, notebook_parameters, parameters_cell, plan
 
 
 def resolve(target, profile="full", params_dir="params", outputs="outputs", overrides=None, out_dir=None):

@@ -33,7 +33,6 @@ a sweep over several machines sharing the `outputs/` folder.
 import argparse
 import concurrent.futures
 import contextlib
-import glob
 import hashlib
 import importlib
 import json
@@ -49,23 +48,34 @@ import traceback
 from resnet_keras import cluster, products
 from resnet_keras.catalog import resolve_precision
 from resnet_keras.errors import ConfigError
-from resnet_keras.files import PACKAGE_DIR, atomic_path, source_digest, write_json, write_text
+from resnet_keras.files import (
+    atomic_path,
+    package_modules,
+    read_json_object,
+    source_digest,
+    text_digest,
+    write_json,
+    write_text,
+)
 from resnet_keras.params import plan
-from resnet_keras.preflight import (MIN_CALIBRATION_S, SPEED, auto_jobs, blocked_runs, estimate, fmt_duration,
-                                    nvidia_gpus, probe, remember, remembered, worker_environment)
-
+from resnet_keras.preflight import (
+    MIN_CALIBRATION_S,
+    SPEED,
+    auto_jobs,
+    blocked_runs,
+    data_key,
+    estimate,
+    fmt_duration,
+    nvidia_gpus,
+    probe,
+    remember,
+    remembered,
+    worker_environment,
+)
 
 
 def run_dir(outputs, run):
     return os.path.join(outputs, run.question, run.name)
-
-
-def _package_digest():
-    """Hash of every `resnet_keras` module: whether a half-done run may resume with the code as it is now."""
-    names = sorted(os.path.relpath(p, PACKAGE_DIR) for p in glob.glob(os.path.join(PACKAGE_DIR, "**", "*.py"),
-                                                                       recursive=True))
-    modules = ["resnet_keras." + n[:-3].replace(os.sep, ".") for n in names]
-    return hashlib.sha256(json.dumps([source_digest(m) for m in modules]).encode()).hexdigest()[:16]
 
 
 def run_hash(run, machine, root="."):
@@ -77,31 +87,137 @@ def run_hash(run, machine, root="."):
     The package code a run executed is known once it ran: its record lists
     those modules with their digests, and `is_complete` checks them too.
     """
-    h = hashlib.sha256()
-    with open(os.path.join(root, run.notebook), "rb") as f:
-        h.update(f.read())
+    h = hashlib.sha256(_notebook_bytes(run, root))
     h.update(json.dumps(run.parameters, sort_keys=True).encode())
-    precision = resolve_precision(run.settings.get("precision", "float32"), machine["gpu"])
-    h.update(f"{machine['backend']} {precision}".encode())
+    h.update(f"{machine['backend']} {_precision(run, machine)}".encode())
     return h.hexdigest()[:16]
+
+
+def _notebook_bytes(run, root):
+    with open(os.path.join(root, run.notebook), "rb") as f:
+        return f.read()
+
+
+def _precision(run, machine):
+    return resolve_precision(run.settings.get("precision", "float32"), machine["gpu"])
+
+
+def changed_modules(sources):
+    """The modules of `sources` ({module: digest}, as a record holds them) whose code differs now, sorted.
+
+    A digest of the module's text (what records held before `source_digest`
+    digested the syntax tree) counts as current while the text is unchanged.
+    """
+    return sorted(m for m, d in sources.items() if source_digest(m) != d and text_digest(m) != d)
 
 
 def _current(record, digest):
     """True when a run's record was made with `digest` and the package modules it executed are unchanged."""
     sources = record.get("sources")
     return (record.get("hash") == digest and isinstance(sources, dict) and bool(sources)
-            and all(source_digest(m) == d for m, d in sources.items()))
+            and not changed_modules(sources))
 
 
 def is_complete(folder, digest):
-    """True when every product of a finished run exists and its record is current (`_current`)."""
+    """True when every product of a finished run exists and its record is current (`_current`).
+
+    A current record that still holds text digests is upgraded, once, to the
+    syntax-tree digests, so that later comment edits leave it current.
+    """
     if not all(os.path.isfile(os.path.join(folder, p)) for p in products.COMPLETE):
         return False
-    try:
-        with open(os.path.join(folder, products.RECORD)) as f:
-            return _current(json.load(f), digest)
-    except (OSError, ValueError):
+    path = os.path.join(folder, products.RECORD)
+    record = read_json_object(path)
+    if not _current(record, digest):
         return False
+    upgraded = {m: source_digest(m) for m in record["sources"]}
+    if upgraded != record["sources"]:
+        with contextlib.suppress(OSError):  # a read-only outputs folder: the text digests keep serving
+            write_json(path, {**record, "sources": upgraded})
+    return True
+
+
+def why(run, machine, outputs, root="."):
+    """Where a run stands: ("up to date" | "to run" | "failed before", the reason), as the sweep reports it.
+
+    The reason names what changed since the run's record: its parameters (with
+    the values), its notebook, the backend or precision, or the package modules
+    its code changed in; a half-done run says whether it resumes.
+    """
+    folder, digest = run_dir(outputs, run), run_hash(run, machine, root)
+    if is_complete(folder, digest):
+        return "up to date", ""
+    record = read_json_object(os.path.join(folder, products.RECORD))
+    failed = read_json_object(os.path.join(folder, products.ERROR))
+    if os.path.isfile(os.path.join(folder, products.PLAN)) and not record and not failed:
+        blocker = resume_blocker(folder, digest)
+        epoch = _committed_epoch(folder)
+        if blocker:
+            return "to run", f"half-done ({epoch} epochs), starts again: {blocker}"
+        return "to run", f"half-done, resumes after epoch {epoch}" if epoch else "interrupted before its first epoch"
+    if failed and failed.get("hash") == digest:
+        return "failed before", f"{failed.get('error', '')} ({failed.get('where', '')})"
+    if not record and not failed:
+        return "to run", "new"
+    old = record or failed
+    if old.get("hash") != digest:
+        return "to run", _hash_change(run, machine, old, root)
+    missing = [p for p in products.COMPLETE if not os.path.isfile(os.path.join(folder, p))]
+    if missing:
+        return "to run", f"{', '.join(missing)} missing"
+    changed = changed_modules(record.get("sources") or {})
+    return "to run", f"code changed in {', '.join(changed)}" if changed else "no record of the code it executed"
+
+
+def _hash_change(run, machine, old, root):
+    """What differs between a run and the record `old` of an earlier one with another run hash."""
+    params = old.get("parameters") or {}
+    if params != run.parameters:
+        keys = sorted(set(params) | set(run.parameters), key=str)
+        diffs = [f"{k} {params.get(k, '-')} -> {run.parameters.get(k, '-')}" for k in keys
+                 if params.get(k) != run.parameters.get(k)]
+        return "parameters changed: " + ", ".join(diffs)
+    if old.get("notebook_digest") not in (None, _notebook_digest(run, root)):
+        return f"notebook changed: {run.notebook}"
+    results = old.get("results") or {}
+    if results.get("backend") not in (None, machine["backend"]):
+        return f"backend changed: {results['backend']} -> {machine['backend']}"
+    if results.get("precision") not in (None, _precision(run, machine)):
+        return f"precision changed: {results['precision']} -> {_precision(run, machine)}"
+    return f"notebook changed: {run.notebook}" if "notebook_digest" not in old else "run hash changed"
+
+
+def _notebook_digest(run, root):
+    try:
+        return hashlib.sha256(_notebook_bytes(run, root)).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def _committed_epoch(folder):
+    return read_json_object(os.path.join(folder, products.RESUME, "state.json")).get("epoch", 0)
+
+
+def resume_blocker(folder, digest):
+    """Why the half-done run in `folder` must start again, or None when it may resume where it stopped.
+
+    It resumes while its run hash is the one it started with and the package
+    modules it has executed so far (its checkpoints list them) have the code
+    they had then; editing a comment, a docstring or any other module (the
+    demo, the index) leaves it free to resume.
+    """
+    planned = read_json_object(os.path.join(folder, products.PLAN))
+    if planned.get("hash") != digest:
+        return "parameters, notebook, backend or precision changed"
+    sources = planned.get("sources") or {}
+    executed = set()
+    for resume in products.RESUME_FOLDERS:
+        state = read_json_object(os.path.join(folder, resume, "state.json"))
+        if state and "modules" not in state:
+            return "its checkpoint does not list the code it executed (written by an earlier version)"
+        executed |= set(state.get("modules", []))
+    changed = sorted(m for m in executed if m not in sources or source_digest(m) != sources[m])
+    return f"code changed in {', '.join(changed)}" if changed else None
 
 
 def load_record(outputs, run, digest):
@@ -136,8 +252,13 @@ def _error_location(tb_lines):
 def _export_html(nb_path, html_path, title):
     import nbformat
     from nbconvert import HTMLExporter
+    from traitlets.config import Config
 
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    # Code hidden; cells tagged "remove_cell" (a notebook's title for JupyterLab, which the report's own title,
+    # naming the run's network, replaces) left out.
+    config = Config({"TagRemovePreprocessor": {"enabled": True, "remove_cell_tags": ["remove_cell"]}})
+    exporter = HTMLExporter(config=config, exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4), resources={"metadata": {"name": title}})
     write_text(html_path, body)
 
@@ -160,14 +281,12 @@ def execute_run(run, outputs, digest, root="."):
             os.remove(path)
     plan_file = os.path.join(folder, products.PLAN)
     if os.path.exists(plan_file):
-        with open(plan_file) as f:
-            planned = json.load(f)
-        if (planned.get("hash"), planned.get("package")) != (digest, _package_digest()):
-            for entry in os.listdir(folder):  # parameters or code changed: do not resume
+        if resume_blocker(folder, digest):
+            for entry in os.listdir(folder):  # parameters or executed code changed: do not resume
                 path = os.path.join(folder, entry)
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    write_json(plan_file, {"hash": digest, "package": _package_digest(), "run": run.key,
-                           "parameters": run.parameters})
+    write_json(plan_file, {"hash": digest, "sources": {m: source_digest(m) for m in package_modules()},
+                           "run": run.key, "parameters": run.parameters})
     with _stderr_to(os.path.join(folder, products.KERNEL_LOG)):  # TensorFlow's C++ logs, kept out of the terminal
         return _execute(run, folder, digest, root)
 
@@ -222,6 +341,7 @@ def _execute(run, folder, digest, root):
     record = {"run": run.key, "question": run.question, "name": run.name, "hash": digest, "elapsed_s": elapsed,
               **cluster.where(),
               "parameters": run.parameters, "settings": run.settings, "notebook": run.notebook,
+              "notebook_digest": _notebook_digest(run, root),
               "commit": _commit(root), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     if error:
         record.update(status="failed", **error)
@@ -253,21 +373,25 @@ def _pin_gpu(slots, gpu_count):
     os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpu_count)
 
 
-def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=None, log=print, machine=None):
+def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=None, log=print, machine=None,
+              dry_run=False, advise=None):
     """Execute the runs that are not up to date; return {run key: record}.
 
     `executor`: any `concurrent.futures.Executor`; default a process pool of
     `jobs`, each worker on its own GPU in turn when there are several.
     `machine`: `preflight.probe(..., measure=True)`'s answer (probed here when not given).
-    Before the first run, logs how many runs there are to do and how long
-    they should take here (from runs finished here before, else a measured
-    ResNet-20 step).
+    Logs each run's state and why (`why`), then how many runs there are to
+    do and how long they should take here (from runs finished here before,
+    else a measured ResNet-20 step), and then `advise(seconds, machine)`'s
+    lines, if any. `dry_run`: stop there, having run nothing.
     """
     todo, records, finished = [], {}, []
     machine = machine or probe(runs, root, measure=True)
+    states = {run.key: ("to run", "forced") if force else why(run, machine, outputs, root) for run in runs}
     for run in runs:
         digest = run_hash(run, machine, root)
-        if not force and is_complete(run_dir(outputs, run), digest):
+        state, reason = states[run.key]
+        if state == "up to date":
             records[run.key] = load_record(outputs, run, digest)
             finished.append((run, records[run.key].get("elapsed_s", 0)))
             log(f"up to date  {run.key}")
@@ -278,11 +402,18 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
     if "classes" not in machine:  # remembered, not probed (`preflight.remembered`): check the inputs, measure
         machine = probe(runs, root, measure=True)
     finished = [(run, elapsed) for run, elapsed in finished if elapsed >= MIN_CALIBRATION_S]
+    for run, _ in todo:
+        state, reason = states[run.key]
+        log(f"{state:<11} {run.key}: {reason}; about {fmt_duration(estimate([run], machine, root, finished))}")
     seconds = estimate([r for r, _ in todo], machine, root, finished)
     basis = (f"from {len(finished)} finished run{'s' * (len(finished) > 1)}" if finished else
              f"ResNet-20 trains at {machine['img_per_s']:,.0f} img/s here")
     log(f"{len(todo)} run{'s' * (len(todo) > 1)} to do on {machine['backend']} "
         f"({'GPU' if machine['gpu'] else 'no GPU'}): about {fmt_duration(seconds)} one at a time ({basis})")
+    for line in advise(seconds, machine) if advise else ():
+        log(line)
+    if dry_run:
+        return records
     own = executor is None
     if own:
         context = multiprocessing.get_context("spawn")
@@ -327,6 +458,8 @@ def main(argv=None):
     ap.add_argument("--jobs", default="1", help="runs at a time on this machine, or auto: 1 without a GPU, "
                     "up to 4 per GPU (default: 1)")
     ap.add_argument("--force", action="store_true", help="re-run complete runs too")
+    ap.add_argument("--dry-run", action="store_true", help="say what each run's state is and why, and how long "
+                    "the runs to do would take; run nothing")
     ap.add_argument("--only", nargs="*", help="run only these params files, by name (e.g. q1_scratch); "
                     "the index still lists every run")
     ap.add_argument("--params", default="params", help="folder of params files (default: params)")
@@ -345,7 +478,7 @@ def main(argv=None):
         if args.scheduler:
             cluster.check_scheduler(args.scheduler)
         runs = plan(args.params, args.profile)
-        selected = [r for r in runs if not args.only or os.path.splitext(os.path.basename(r.source))[0] in args.only]
+        selected = [r for r in runs if not args.only or _file_name(r) in args.only]
         if not selected:
             raise ConfigError(f"only={args.only} matches no params file; use names of files in {args.params}/")
         _check_writable(args.outputs)
@@ -377,13 +510,16 @@ def main(argv=None):
         print(f"blocked     {key}: {record['error']}", flush=True)
     try:
         records = run_sweep([r for r in selected if r.key not in blocked], args.outputs, max(jobs, 1), args.force,
-                            executor=executor, log=lambda s: print(s, flush=True), machine=machine)
+                            executor=executor, log=lambda s: print(s, flush=True), machine=machine,
+                            dry_run=args.dry_run, advise=lambda seconds, m: quicker(seconds, m, selected, args))
     finally:
         if client is not None:
             local = client.cluster if args.scheduler == "local" else None
             client.close()
             if local is not None:
                 local.close()
+    if args.dry_run:
+        return 0
     others = {r.key: load_record(args.outputs, r, run_hash(r, machine)) for r in runs
               if r.key not in records and r.key not in blocked}
     index = write_summary(args.outputs, runs, {**records, **others, **blocked}, args.results)
@@ -396,6 +532,38 @@ def main(argv=None):
     for key, record in blocked.items():
         print(f"  blocked: {key}: {record['error']}", file=sys.stderr)
     return 1 if failed or blocked else 0
+
+
+LONG_S = 6 * 3600  # a sweep longer than this one at a time is told what would be quicker
+ASSIGNMENT = ("q1_scratch", "q2_grid")
+
+
+def quicker(seconds, machine, selected, args):
+    """Lines telling what would be quicker than a sweep of `seconds`, with estimates; none if it is short."""
+    if seconds <= LONG_S:
+        return []
+
+    def about(runs):
+        known = [r for r in runs if data_key(r.settings, '.') in machine.get("classes", {})]
+        return fmt_duration(estimate(known, machine)) if known else "unknown"
+
+    by_file = {}
+    for run in selected:
+        by_file.setdefault(_file_name(run), []).append(run)
+    lines = ["sweep: that is long for this machine; quicker (one at a time, estimated as above):"]
+    assignment = [r for name in ASSIGNMENT for r in by_file.get(name, [])]
+    if len(by_file) > 1 and assignment:
+        lines.append(f"  make sweep ONLY='{' '.join(ASSIGNMENT)}'  the assignment alone: about {about(assignment)}")
+    if len(by_file) > 1:
+        lines += [f"  make sweep ONLY={name}  about {about(runs)}" for name, runs in by_file.items()]
+    if args.profile != "quick":
+        quick = [r for r in plan(args.params, "quick") if _file_name(r) in by_file]
+        lines.append(f"  make sweep PROFILE=quick  the same runs on CIFAR subsets: about {about(quick)}")
+    return lines + ["sweep: going on with the sweep as asked (Ctrl-C stops it; finished epochs are kept)"]
+
+
+def _file_name(run):
+    return os.path.splitext(os.path.basename(run.source))[0]
 
 
 def _check_writable(outputs):

@@ -71,10 +71,15 @@ def tensorboard_scalars(folder):
     return scalars
 
 
-def copy_project(root):
-    """Copy what `make sweep` needs (notebooks, params, Makefile, requirements) into `root`; return `root`."""
-    for folder in ("notebooks", "params"):
-        shutil.copytree(os.path.join(REPO, folder), root / folder, ignore=shutil.ignore_patterns("*.ipynb"))
+def copy_project(root, package=False):
+    """Copy what `make sweep` needs (notebooks, params, Makefile, requirements) into `root`; return `root`.
+
+    With `package`, the `resnet_keras` package too: processes started in `root` (the sweep, its kernels) import
+    that copy, which a test may edit.
+    """
+    for folder in ("notebooks", "params") + (("resnet_keras",) if package else ()):
+        shutil.copytree(os.path.join(REPO, folder), root / folder, ignore=shutil.ignore_patterns("*.ipynb",
+                                                                                                 "__pycache__"))
     for name in ("Makefile", "requirements.txt", "requirements-cpu.txt", "requirements-gpu.txt", "pyproject.toml"):
         shutil.copy2(os.path.join(REPO, name), root / name)
     return root

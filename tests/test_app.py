@@ -8,9 +8,9 @@ import socket
 
 import numpy as np
 import pytest
+from conftest import chromium, requires_chromium
 
 import resnet_keras as rk
-from conftest import chromium, requires_chromium
 from resnet_keras.app import build_demo, find_models, read_image, top_k
 from resnet_keras.errors import ConfigError
 

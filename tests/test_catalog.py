@@ -1,12 +1,13 @@
-"""One home per concept: what can be chosen (`catalog`) and a run's file names (`products`); nothing else spells them."""
+"""One home per concept: what can be chosen (`catalog`) and a run's file names (`products`); nothing else spells
+them."""
 
 import glob
 import os
 import re
 
 import pytest
-
 from conftest import REPO
+
 from resnet_keras import catalog, products
 from resnet_keras.errors import ConfigError
 from resnet_keras.params import SCHEMA

@@ -9,9 +9,9 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from conftest import REPO
 
 import resnet_keras as rk
-from conftest import REPO
 from resnet_keras.errors import ConfigError
 
 # ResNet-8 trained for one epoch of 5 SGD steps (global batches of 64, 64, 64, 64 and 44 augmented images;
@@ -70,10 +70,11 @@ def test_resnet_on_two_virtual_devices_trains_as_on_one(tmp_path):
     assert result["placed"] == [[1], [2], [1]]  # the second run's variables live on both devices
     # Two devices compute what one computes, summed in another order. Rounding differences grow in early training
     # (a nudge of 2 ulp to the initial weights moved the weights after 5 steps by 1.7e-4, while the steps moved
-    # them by 0.31), so the tolerance is that noise: two devices may not land further from the one-device run
-    # than the nudged run did (measured: 3.2e-7 against 1.7e-4). Batch norm over each device's half of the batch,
-    # or a gradient from one half, would land much further.
-    assert 0 < result["nudged"] and result["two_devices"] < result["nudged"], result
+    # them by 0.31), so the tolerance is that noise: two devices may not land much further from the one-device run
+    # than the nudged run did (measured: 3.2e-7 against 1.7e-4 on an Intel Xeon; 1.73e-4 against 1.56e-4 on an AMD
+    # EPYC with AVX-512, where the order of the sums matters as much as the nudge). Batch norm over each device's
+    # half of the batch, or a gradient from one half, would land much further, and change the loss (checked below).
+    assert 0 < result["nudged"] and result["two_devices"] < 3 * result["nudged"], result
     assert result["statistics"] < 1e-4, result  # batch norm's moving statistics
     assert result["loss"][1] == pytest.approx(result["loss"][0], rel=1e-5), result
     assert lines[-1] == ("refused: devices=3 is not accepted; this machine has 2 (cpu:0, cpu:1): use at most 2, "

@@ -6,7 +6,6 @@ import os
 import re
 
 import pytest
-
 from conftest import REPO
 
 DOCS = [os.path.join(REPO, "README.md"), os.path.join(REPO, "CHANGELOG.md"),

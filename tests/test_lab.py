@@ -9,14 +9,14 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import chromium, copy_project, requires_chromium
+
 from resnet_keras import products
 from resnet_keras.data import write_tiny_cifar
 from resnet_keras.params import expand
 
 pytestmark = [pytest.mark.slow, requires_chromium]
-QUESTIONS = {"q1_scratch": "Q1: a ResNet-20 trained from scratch on CIFAR-10", "q2_grid": "Q2:",
+QUESTIONS = {"q1_scratch": "Q1: a CIFAR ResNet trained from scratch", "q2_grid": "Q2:",
              "q3_transfer": "Q3:", "study": "ResNet study: one network, trained and measured"}
 TOKEN = "resnet-keras-test"
 
@@ -45,7 +45,8 @@ def lab(tmp_path_factory):
                 break
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise AssertionError("JupyterLab did not start:\n" + (root / "lab.log").read_text()[-3000:])
+                    log = (root / "lab.log").read_text()[-3000:]
+                    raise AssertionError("JupyterLab did not start:\n" + log) from None
                 time.sleep(1)
         yield root, url
     finally:

@@ -5,8 +5,8 @@ import os
 
 import pytest
 import yaml
-
 from conftest import REPO
+
 from resnet_keras.errors import ConfigError
 from resnet_keras.params import PROFILES, SCHEMA, expand, notebook_parameters, plan
 

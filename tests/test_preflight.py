@@ -6,15 +6,14 @@ import shutil
 import textwrap
 
 import pytest
-
 from conftest import REPO
+
 from resnet_keras import files, products
 from resnet_keras.catalog import resolve_precision
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import source_digest
 from resnet_keras.params import Run, notebook_parameters
-from resnet_keras.preflight import (GPU_SHARING, auto_jobs, blocked_runs, estimate, probe, remember, remembered,
-                                   work)
+from resnet_keras.preflight import GPU_SHARING, auto_jobs, blocked_runs, estimate, probe, remember, remembered, work
 from resnet_keras.sweep import is_complete, run_hash, run_sweep
 
 CPU = {"backend": "tensorflow", "gpu": False}
@@ -162,7 +161,7 @@ def test_machine_is_remembered_while_its_backend_packages_and_settings_stay_the_
     assert remembered(str(tmp_path)) is None
 
 
-def test_a_finished_run_depends_only_on_the_package_modules_it_executed(tmp_path, monkeypatch):
+def test_a_finished_run_depends_only_on_the_code_of_the_package_modules_it_executed(tmp_path, monkeypatch):
     package = tmp_path / "resnet_keras"
     shutil.copytree(files.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(files, "PACKAGE_DIR", str(package))
@@ -175,11 +174,48 @@ def test_a_finished_run_depends_only_on_the_package_modules_it_executed(tmp_path
     (folder / "record.json").write_text(json.dumps({"status": "ok", "hash": "h",
                                                      "sources": {m: source_digest(m) for m in executed}}))
     assert is_complete(str(folder), "h") and not is_complete(str(folder), "another")
+    edits = [("app.py", "\nX = 1\n", False), ("index.py", "\nX = 1\n", False),  # code no run executes
+             ("training.py", "\n# a comment\n", False), ("training.py", "\n\n\n", False),
+             ("training.py", "\ndef f():\n    'a docstring'\n", True),  # a new function is code
+             ]
     try:
-        for edited, invalidates in (("app.py", False), ("index.py", False), ("training.py", True)):
+        for edited, text, invalidates in edits:
             with open(package / edited, "a") as f:
-                f.write("\n# edited\n")
+                f.write(text)
             source_digest.cache_clear()  # a new sweep reads the sources again
-            assert is_complete(str(folder), "h") is not invalidates, edited
+            assert is_complete(str(folder), "h") is not invalidates, (edited, text)
     finally:
         source_digest.cache_clear()
+
+
+def test_a_docstring_edit_leaves_the_digest_and_a_code_edit_changes_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(files, "PACKAGE_DIR", str(tmp_path))
+    module = tmp_path / "m.py"
+    digests = []
+    for text in ['"""Module."""\ndef f(x):\n    """Twice x."""\n    return 2 * x  # doubled\n',
+                 '"""The module, documented anew."""\n\n\ndef f(x):\n    """Two times x, as a float."""\n'
+                 '    return (2 *\n            x)\n',
+                 'def f(x):\n    return 2 * x\n',
+                 'def f(x):\n    return 3 * x\n',
+                 'def f(x):\n    "not a docstring: code follows"\n    x = 0\n    return 3 * x\n']:
+        module.write_text(text)
+        source_digest.cache_clear()
+        digests.append(source_digest("resnet_keras.m"))
+    source_digest.cache_clear()
+    assert digests[0] == digests[1] == digests[2] and len(set(digests[2:])) == 3, digests
+
+
+def test_a_record_of_text_digests_stays_current_and_is_upgraded_once(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for product in products.COMPLETE:
+        (folder / product).write_text("x")
+    executed = ["resnet_keras", "resnet_keras.training"]
+    (folder / "record.json").write_text(json.dumps({"status": "ok", "hash": "h",
+                                                     "sources": {m: files.text_digest(m) for m in executed}}))
+    assert is_complete(str(folder), "h")  # the text is unchanged since the record
+    record = json.loads((folder / "record.json").read_text())
+    assert record["sources"] == {m: source_digest(m) for m in executed} and record["status"] == "ok"
+    (folder / "record.json").write_text(json.dumps({"status": "ok", "hash": "h",
+                                                     "sources": {m: "0" * 16 for m in executed}}))
+    assert not is_complete(str(folder), "h")  # the text changed since: it reruns

@@ -12,9 +12,9 @@ import time
 import keras
 import numpy as np
 import pytest
+from conftest import chromium, requires_chromium
 
 import resnet_keras as rk
-from conftest import chromium, requires_chromium
 from resnet_keras import products
 from resnet_keras.publish import HUB, main, plain_keras_model
 

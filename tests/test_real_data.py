@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import real_data_dir, requires_real_data
 
 import resnet_keras as rk
-from conftest import real_data_dir, requires_real_data
 
 
 @requires_real_data

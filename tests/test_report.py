@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resnet_keras.params import Run
 from resnet_keras.index import COMPARISONS, write_summary
+from resnet_keras.params import Run
 from resnet_keras.report import paper_error
 
 

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, copy_project
+
 from resnet_keras import products
 from resnet_keras.data import write_tiny_cifar
 from resnet_keras.errors import ConfigError
@@ -41,7 +41,8 @@ def test_each_notebook_runs_as_a_script_and_writes_its_products(project, key):
     assert code == 0, out
     folder = project / "outputs" / key
     written = {p for p in os.listdir(folder) if not p.startswith(".")} - {products.FINETUNE}
-    assert set(products.FROM_NOTEBOOK) | {products.TENSORBOARD, products.EXAMPLES} <= written <= WRITTEN, out  # tests/test_sweep.py compares Q1's with papermill's
+    # tests/test_sweep.py compares Q1's with papermill's
+    assert set(products.FROM_NOTEBOOK) | {products.TENSORBOARD, products.EXAMPLES} <= written <= WRITTEN, out
     results = json.loads((folder / products.RESULTS).read_text())
     assert 0 <= results["test_accuracy"] <= 1 and results["epochs_trained"] == 1
     assert f"script: {os.path.join('notebooks', '')}" in out and "epoch 1/1" in out

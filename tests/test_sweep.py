@@ -14,8 +14,8 @@ import urllib.request
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import chromium, copy_project, dask_cluster, requires_chromium
+
 from resnet_keras import products
 
 pytestmark = pytest.mark.slow
@@ -101,6 +101,26 @@ def test_smoke_sweep_produces_every_artefact(project):
     assert f'href="{SMOKE_RUNS[0]}/{products.TENSORBOARD}">TensorBoard</a>' in index
 
 
+def test_reports_are_titled_with_their_network_and_end_with_their_figures(project):
+    import re
+
+    root, _ = project
+    for key, heading in ((SMOKE_RUNS[0], "Q1: a ResNet-8 trained from scratch on CIFAR-10"),
+                         (SMOKE_RUNS[1], "Q2: a ResNet-8 trained with SGD at batch 32 on CIFAR-10")):
+        html = (root / "outputs" / key / "report.html").read_text()
+        headings = [re.sub(r"<[^>]+>|&#182;|¶", "", h).strip() for h in re.findall(r"<h1[^>]*>(.*?)</h1>", html, re.S)]
+        assert headings[0] == heading, headings  # the notebook's own title for JupyterLab is left out
+        assert "ResNet-20" not in "".join(headings) and "CIFAR ResNet trained" not in html
+        results = json.loads((root / "outputs" / key / "results.json").read_text())
+        table = html[html.rindex("<table"):]
+        for label, value in (("test accuracy", f"{100 * results['test_accuracy']:.2f}%"),
+                             ("best validation accuracy", f"{100 * results['best_val_accuracy']:.2f}%"),
+                             ("trainable parameters", f"{results['params']:,}"),
+                             ("time per epoch", f"{results['epoch_time_s']:,.1f} s on {results['device']}")):
+            assert label in table and value in table, (label, value)
+        assert "{&#39;model&#39;" not in html and "{'model'" not in html  # no raw dictionary at the end
+
+
 def test_make_publish_writes_the_hub_folder_of_a_smoke_run(project):
     import keras
     import numpy as np
@@ -162,7 +182,8 @@ def test_progress_is_one_line_per_run_and_epoch(project):
     assert plan in out and out.index(plan) < out.index("] start ") and "ResNet-20 trains at" in out
     nb = json.loads((root / "outputs" / SMOKE_RUNS[0] / "notebook.ipynb").read_text())
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
-    assert "epoch 1/1  loss" in text and "legacy" not in text and "\r" not in text and "\b" not in text  # no per-batch progress bar
+    # no per-batch progress bar
+    assert "epoch 1/1  loss" in text and "legacy" not in text and "\r" not in text and "\b" not in text
     assert "absl" not in text and "oneDNN" not in text  # TensorFlow's C++ logs go to kernel.log, not the report
 
 
@@ -176,7 +197,8 @@ def test_make_tensorboard_serves_every_runs_curves_side_by_side(project):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(["make", "tensorboard", f"TB_PORT={port}", f"PY={sys.executable}",
-                             f"VENV={os.path.dirname(os.path.dirname(sys.executable))}", f"STAMP={root / '.venv-ready'}"],
+                             f"VENV={os.path.dirname(os.path.dirname(sys.executable))}",
+                             f"STAMP={root / '.venv-ready'}"],
                             cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline, tags = time.time() + 120, None
@@ -330,12 +352,29 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
     assert collected.returncode == 0 and f"{len(SMOKE_RUNS)} runs copied" in collected.stdout, collected.stderr
     for key in SMOKE_RUNS:
         entry = json.loads((results / key / "run.json").read_text())
-        assert set(os.listdir(results / key)) == {"run.json", "history.csv"}
+        # The assignment's runs keep their model, report, figures and examples; the others what redraws them.
+        delivered = {"model.h5", "report.html", "curves.png", "examples"} | (
+            {"confusion.png"} if key.startswith("q1/") else set())
+        assert set(os.listdir(results / key)) == {"run.json", "history.csv"} | (
+            delivered if key.startswith(("q1/", "q2/")) else set())
+        assert entry["provenance"]["cpu_flags"] == entry["results"]["cpu_flags"]
         record = json.loads((root / "outputs" / key / "record.json").read_text())
         assert entry["settings"] == record["settings"] and entry["results"] == record["results"]
         assert entry["provenance"]["backend"] == os.environ.get("KERAS_BACKEND", "tensorflow")
         assert "cores" in entry["provenance"]["device"] and entry["provenance"]["finished"]
         assert "commit" in entry["provenance"]  # None here: the copy of the project is not a git checkout
+    import h5py
+
+    import resnet_keras as rk
+
+    for key in SMOKE_RUNS[:2]:  # the committed model: no optimizer state, the same predictions as the run's
+        with h5py.File(results / key / "model.h5") as slim, h5py.File(root / "outputs" / key / "model.h5") as full:
+            assert "optimizer_weights" not in slim and "training_config" not in slim.attrs
+            assert "model_weights" in slim and set(slim.attrs) <= set(full.attrs)
+        x = __import__("numpy").random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
+        ours, theirs = (rk.load_h5(str(folder / key / "model.h5")).predict(x, verbose=0)
+                        for folder in (results, root / "outputs"))
+        assert abs(ours - theirs).max() == 0
     shutil.rmtree(results / "paper" / "plain-20-seed1")  # one seed of plain-20 has no reference
     drawn = subprocess.run(command[:3] + ["draw"] + command[3:], cwd=root, capture_output=True, text=True)
     assert drawn.returncode == 0, drawn.stderr

@@ -3,8 +3,8 @@
 import os
 
 import pytest
-
 from conftest import REPO
+
 from resnet_keras.sweep import main
 
 

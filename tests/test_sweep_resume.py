@@ -12,7 +12,6 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import copy_project, dask_cluster, tensorboard_scalars
 
 pytestmark = pytest.mark.slow
@@ -106,3 +105,54 @@ def test_run_killed_with_its_sweep_then_with_its_dask_worker_resumes_each_time_w
     # in the second it takes to notice that its parent is gone).
     assert killed_after > killed and first in (killed_after + 1, killed_after + 2), (killed, killed_after, first)
     assert rk.count_params(rk.load_h5(str(folder / "model.h5"))) > 0
+
+
+def _sweep_until(root, question, epochs):
+    """Start the sweep of `question` in `root` and kill it (its whole process group) once `epochs` epochs are
+    committed; return the fewest epochs the history held while it ran (a restart empties it) and the number
+    committed when it was killed."""
+    import signal
+    import time
+
+    folder = root / "outputs" / question / "resume"
+    proc = subprocess.Popen([sys.executable, "-m", "resnet_keras.sweep", "--profile", "smoke", "--only", question],
+                            cwd=root, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, low = time.time() + 300, _epochs_done(folder / "history.csv")
+    while _epochs_done(folder / "history.csv") < epochs and proc.poll() is None and time.time() < deadline:
+        low = min(low, _epochs_done(folder / "history.csv"))
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(2)  # the orphaned kernel notices its parent is gone and exits
+    return low, _epochs_done(folder / "history.csv")
+
+
+def _dry_run(root, question):
+    proc = subprocess.run([sys.executable, "-m", "resnet_keras.sweep", "--profile", "smoke", "--only", question,
+                           "--dry-run"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_a_half_done_run_resumes_after_comment_and_demo_edits_and_starts_again_after_a_code_edit(tmp_path):
+    root = copy_project(tmp_path, package=True)  # its own package, which the test edits
+    (root / "outputs" / ".tiny-cifar").mkdir(parents=True)
+    folder, _ = _eight_epoch_run(root, "qedit")
+    _, killed = _sweep_until(root, "qedit", 2)
+    assert 2 <= killed < 8
+    training, app = root / "resnet_keras" / "training.py", root / "resnet_keras" / "app.py"
+    training.write_text(training.read_text() + "\n# a comment changes no result\n")
+    app.write_text(app.read_text() + "\nUNUSED_BY_RUNS = 1\n")  # code, in a module no run executes
+    assert f"to run      qedit/resume: half-done, resumes after epoch {killed}; about " in _dry_run(root, "qedit")
+    low, again = _sweep_until(root, "qedit", killed + 1)
+    assert low == killed and again > killed  # resumed: a restart would have rewritten the history from epoch 1
+
+    training.write_text(training.read_text() + "\nCHANGED = 1\n")
+    assert (f"to run      qedit/resume: half-done ({again} epochs), starts again: code changed in "
+            f"resnet_keras.training; about ") in _dry_run(root, "qedit")
+    proc = subprocess.run([sys.executable, "-m", "resnet_keras.sweep", "--profile", "smoke", "--only", "qedit"],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _first_epoch_printed(folder) == 1  # started again
+    assert pd.read_csv(folder / "history.csv")["epoch"].tolist() == list(range(1, 9))
