@@ -87,18 +87,18 @@ $(TINY)/.complete: | venv
 	touch $@
 
 # One run of the plan (question/run, as `make sweep` lists it) executed as a plain Python script, into its
-# outputs folder: the notebook's products without a kernel or papermill (resnet_keras/script.py).
+# outputs folder: the notebook's products without a kernel or papermill (resnet_keras/sweep/script.py).
 run: venv data $(if $(filter smoke,$(PROFILE)),$(TINY)/.complete)
 	@test -n "$(RUN)" || { echo "make run: RUN=question/run is needed, e.g. RUN=paper/resnet-20-seed0" >&2; exit 2; }
-	$(PY) -m resnet_keras.script $(RUN) --profile $(PROFILE) $(foreach p,$(P),-p $(p))
+	$(PY) -m resnet_keras.sweep.script $(RUN) --profile $(PROFILE) $(foreach p,$(P),-p $(p))
 
-# Reference results (resnet_keras/reference.py): copy the finished full-length runs of outputs/ into results/
+# Reference results (resnet_keras/summary/reference.py): copy the finished full-length runs of outputs/ into results/
 # (committed), then draw results/README.md, its figures and the README's results block from results/ alone.
 reference: venv
-	$(PY) -m resnet_keras.reference collect
+	$(PY) -m resnet_keras.summary.reference collect
 
 results: venv
-	$(PY) -m resnet_keras.reference draw
+	$(PY) -m resnet_keras.summary.reference draw
 
 # Paired .ipynb copies of the Jupytext notebooks (git-ignored), for JupyterLab
 # and `papermill --help-notebook notebooks/q1_scratch.ipynb`.
@@ -113,16 +113,17 @@ notebooks/%.ipynb: notebooks/%.py | venv
 lab: venv data notebooks
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-# The Gradio demo: classify an image with any model.h5 under outputs/ (APP_ARGS=--share: a public link).
+# The Gradio demo: classify an image with any model.h5 under outputs/, then the committed ones of results/
+# (APP_ARGS=--share: a public link).
 PORT ?= 8000
 app: venv
-	$(PY) -m resnet_keras.app --outputs outputs --port $(PORT) $(APP_ARGS)
+	$(PY) -m resnet_keras.share.app --outputs outputs --results results --port $(PORT) $(APP_ARGS)
 
-# One finished run for the Hugging Face Hub (resnet_keras/publish.py): outputs/<question>/<run>/hub/ holds the
+# One finished run for the Hugging Face Hub (resnet_keras/share/publish.py): outputs/<question>/<run>/hub/ holds the
 # model in Keras' format, its card and a Gradio Space; with REPO=user/name it is uploaded there.
 publish: venv
 	@test -n "$(RUN)" || { echo "make publish: RUN=question/run is needed, e.g. RUN=paper/resnet-20-seed0" >&2; exit 2; }
-	$(PY) -m resnet_keras.publish $(RUN) $(if $(REPO),--repo $(REPO))
+	$(PY) -m resnet_keras.share.publish $(RUN) $(if $(REPO),--repo $(REPO))
 
 # TensorBoard over every run's logs (outputs/<question>/<run>/tensorboard/), all runs side by side, live.
 TB_PORT ?= 6006

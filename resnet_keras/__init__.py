@@ -1,6 +1,6 @@
 """Residual networks on CIFAR-10/100 with Keras 3: models, data, training, sweeps.
 
-Names are imported on first use, so `resnet_keras.params` and the sweep start
+Names are imported on first use, so `resnet_keras.sweep.params` and the sweep start
 without loading TensorFlow; `import resnet_keras as rk; rk.build_resnet(20)`
 works as usual.
 """
@@ -26,6 +26,10 @@ _EXPORTS = {
     "training": ["cache_features", "evaluate", "set_seed", "train"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+# The tooling's modules, in subpackages since 2026-12-06: `from resnet_keras import params` keeps working.
+_MOVED = {"params": "sweep.params", "preflight": "sweep.preflight", "cluster": "sweep.cluster",
+          "script": "sweep.script", "index": "summary.index", "reference": "summary.reference",
+          "app": "share.app", "publish": "share.publish"}
 __all__ = sorted(_WHERE)
 
 
@@ -33,7 +37,7 @@ def __getattr__(name):
     if name in _WHERE:
         return getattr(importlib.import_module(f"resnet_keras.{_WHERE[name]}"), name)
     try:
-        return importlib.import_module(f"resnet_keras.{name}")
+        return importlib.import_module(f"resnet_keras.{_MOVED.get(name, name)}")
     except ModuleNotFoundError:
         raise AttributeError(f"module 'resnet_keras' has no attribute {name!r}") from None
 

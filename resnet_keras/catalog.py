@@ -4,7 +4,7 @@ The builders, the data loader, training and the params files' validation
 (`params.SCHEMA`) all read these, so a new choice is added here once. This
 module imports no Keras: the sweep validates a whole profile with it before
 any backend starts. (The comparisons a params file may ask for are
-`index.COMPARISONS`, named there beside the functions that draw them.)
+`sweep.params.COMPARISONS`, drawn by `summary.comparisons`.)
 """
 
 from resnet_keras.errors import ConfigError, check_choice

@@ -79,7 +79,12 @@ def load_dataset(name="cifar10", data_dir=None, label_mode="fine", validation_sp
         per_class: keep only the first `per_class` train images of each class.
         test_per_class: likewise for the test set.
     Returns:
-        CifarData.
+        a `CifarData`: uint8 images (n, 32, 32, 3) and int32 labels of the
+        train, validation and test sets, and the class names.
+    Raises:
+        ConfigError: a bad argument; the data is not in `data_dir` (or not
+            downloadable here), or a file of it is missing or corrupt. The
+            message names the folder or file and what to do.
     """
     check_choice("data set", name, DATASETS)
     check_choice("label_mode", label_mode, LABEL_MODES)

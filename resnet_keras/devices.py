@@ -68,6 +68,13 @@ def set_precision(precision="auto"):
     like-for-like comparison with the paper and PyTorch; ask for it by name.
     Call it before building the model; a resumed run reloads the policy it
     was saved with.
+
+    Args:
+        precision: "auto", "float32", "mixed_float16" or "mixed_bfloat16".
+    Returns:
+        the policy set, e.g. "float32" for "auto" without a GPU.
+    Raises:
+        ConfigError: another value.
     """
     precision = resolve_precision(precision, has_gpu())  # checks `precision` first
     keras.config.set_dtype_policy(precision)

@@ -147,7 +147,14 @@ def text_digest(module):
 
 
 def save_h5(model, path):
-    """Save the whole model as HDF5 (`.h5`), atomically."""
+    """Save the whole model as HDF5 (`.h5`), atomically: `path` holds the old file or the new one, never a mix.
+
+    Args:
+        model: a Keras model.
+        path: the file, ending in ".h5".
+    Raises:
+        ConfigError: `path` does not end in ".h5".
+    """
     if not os.fspath(path).endswith(".h5"):
         raise ConfigError(f"model path {os.fspath(path)!r} is not accepted; it must end in .h5")
     import logging
@@ -163,7 +170,17 @@ def save_h5(model, path):
 
 
 def load_h5(path, compile=False):
-    """Load a `.h5` model in Keras' safe mode (no deserialised Python code)."""
+    """Load a `.h5` model in Keras' safe mode (no deserialised Python code).
+
+    Args:
+        path: a model file written by `save_h5` (the package's layers are
+            registered here).
+        compile: restore the training configuration too.
+    Returns:
+        the `keras.Model`.
+    Raises:
+        ConfigError: `path` is not a file, not HDF5, or truncated.
+    """
     import keras
 
     import resnet_keras.layers  # noqa: F401 (registers the package's own layers, which saved models name)

@@ -123,6 +123,16 @@ def predict(model, x, batch_size=500):
     that `model.predict` sets up left each convolution to one thread in about
     half of the processes, halving throughput (ResNet-56: 385 against 600-750
     images/s); this loop ran at the fast rate every time (docs/performance.md).
+
+    Args:
+        model: any Keras model.
+        x: its inputs, converted to float32 (n, ...).
+        batch_size: inputs per call.
+    Returns:
+        the outputs as one NumPy array (n, ...), class probabilities for the
+        package's models.
+    Raises:
+        ConfigError: `batch_size` is not an integer >= 1, or `x` is empty.
     """
     check_int("batch_size", batch_size)
     x = np.asarray(x, np.float32)
@@ -135,10 +145,19 @@ def predict(model, x, batch_size=500):
 def measure_inference(model, x, batch_size=500, latency_calls=30):
     """Inference speed of `model` on inputs `x`, after a warm-up call each.
 
-    Returns a dict: `latency_ms`, the median time of `predict_on_batch` on one
-    image over `latency_calls` calls (None when 0), and `throughput_img_s`,
-    images per second of `predict(model, x, batch_size)` over all of `x`.
     Pass `inference_model(model)` to measure the deployable (folded) network.
+
+    Args:
+        model: any Keras model.
+        x: the inputs to measure on (n, ...), n >= 1.
+        batch_size: inputs per call for the throughput.
+        latency_calls: calls on one image for the latency (0: none).
+    Returns:
+        {"latency_ms": the median time of `predict_on_batch` on one image over
+        `latency_calls` calls (None when 0), "throughput_img_s": images per
+        second of `predict(model, x, batch_size)` over all of `x`}.
+    Raises:
+        ConfigError: a bad count, or no inputs.
     """
     check_int("batch_size", batch_size)
     check_int("latency_calls", latency_calls, minimum=0)

@@ -83,7 +83,9 @@ def build_resnet(depth=20, num_classes=10, version="v1", shortcut="projection", 
             weights and the input pixels are the same either way.
     Returns:
         an uncompiled `keras.Model` from pixels `(batch, h, w, 3)` to class
-        probabilities `(batch, num_classes)`.
+        probabilities `(batch, num_classes)`, named by `resnet_name`.
+    Raises:
+        ConfigError: a depth that is not 6n+2, or another bad argument.
     """
     n = cifar_blocks(depth)
     check_int("num_classes", num_classes, minimum=2)
@@ -118,7 +120,16 @@ def build_imagenet_resnet(depth=18, num_classes=10, input_shape=(32, 32, 3), dro
     Stages of 64, 128, 256, 512 filters (strides 1, 2, 2, 2), basic blocks for
     18/34 and bottleneck blocks for 50, projection shortcuts: the layout of
     torchvision's models with the stem used for 32x32 inputs.
-    Returns an uncompiled `keras.Model` from pixels to class probabilities.
+
+    Args:
+        depth: 18, 34 or 50.
+        num_classes, input_shape, dropout, weight_decay, mean, std,
+            decay_scope, data_format: as for `build_resnet`.
+        name: the model's name (default "resnet<depth>").
+    Returns:
+        an uncompiled `keras.Model` from pixels to class probabilities.
+    Raises:
+        ConfigError: another depth, or another bad argument.
     """
     check_depth("imagenet", depth)
     check_int("num_classes", num_classes, minimum=2)
@@ -135,11 +146,19 @@ def build_imagenet_resnet(depth=18, num_classes=10, input_shape=(32, 32, 3), dro
 def build_model(family, depth, num_classes=10, width=1, shortcut="projection", **kwargs):
     """Any network of the study by family and depth, e.g. ("resnet", 110) or ("imagenet", 50).
 
-    Families: "resnet" (CIFAR, post-activation), "plain" (the same without
-    shortcuts), "preact" (CIFAR, pre-activation), all of depth 6n+2; and
-    "imagenet" (ResNet-18/34/50 with a CIFAR stem; `width` and `shortcut` do
-    not apply). Other keyword arguments go to the builder (dropout,
-    weight_decay, mean, std, ...). Returns an uncompiled model.
+    Args:
+        family: "resnet" (CIFAR, post-activation), "plain" (the same without
+            shortcuts), "preact" (CIFAR, pre-activation), all of depth 6n+2;
+            or "imagenet" (ResNet-18/34/50 with a CIFAR stem; `width` and
+            `shortcut` do not apply).
+        depth: weight layers.
+        num_classes, width, shortcut: as for `build_resnet`.
+        **kwargs: the builder's other arguments (dropout, weight_decay, mean,
+            std, ...).
+    Returns:
+        an uncompiled `keras.Model` from pixels to class probabilities.
+    Raises:
+        ConfigError: a family or depth the catalog does not have.
     """
     check_depth(family, depth)
     if family == "imagenet":
@@ -149,10 +168,10 @@ def build_model(family, depth, num_classes=10, width=1, shortcut="projection", *
 
 
 def count_params(model):
-    """Trainable parameters of `model` (what the paper's table counts)."""
+    """Trainable parameters of `model`, an int: what the paper's table counts (ResNet-20: 0.27M)."""
     return int(sum(keras.ops.size(w) for w in model.trainable_weights))
 
 
 def count_weight_layers(model):
-    """Convolution and dense layers on the model, the paper's "layers"."""
+    """Convolution and dense layers of `model`, an int: the paper's "layers" (ResNet-20: 20 with option A)."""
     return sum(isinstance(layer, (layers.Conv2D, layers.Dense)) for layer in model.layers)

@@ -12,9 +12,18 @@ from resnet_keras.errors import check_choice, check_int, check_number
 def make_optimizer(name, learning_rate=1e-3, momentum=0.9, nesterov=False):
     """Optimizer by name: "sgd" (with momentum, optionally Nesterov), "adam" or "rmsprop".
 
-    `learning_rate` is a float or a schedule. SGD keeps its momentum as PyTorch
-    does (`SGD`). Weight decay is the builders' `weight_decay`: coupled L2 on
-    every parameter by default, as in the paper's code.
+    SGD keeps its momentum as PyTorch does (`SGD`). Weight decay is the
+    builders' `weight_decay`: coupled L2 on every parameter by default, as in
+    the paper's code.
+
+    Args:
+        name: "sgd", "adam" or "rmsprop".
+        learning_rate: a float or a `LearningRateSchedule` (`LRSchedule`).
+        momentum, nesterov: SGD's; ignored by the others.
+    Returns:
+        a Keras optimizer.
+    Raises:
+        ConfigError: another name or a bad rate.
     """
     check_choice("optimizer", name, OPTIMIZERS)
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):

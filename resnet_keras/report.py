@@ -1,7 +1,7 @@
 """The results of one run, as its notebook writes them, and the paper's figures to compare them with.
 
 Notebooks end with `finish`, which writes the run's products (`products.py`).
-The sweep's summary of all runs is `index.py`."""
+The sweep's summary of all runs is `summary/index.py`."""
 
 import os
 
@@ -22,7 +22,7 @@ def paper_error(dataset, family, depth, shortcut="zero_pad"):
 
 
 def note(markdown):
-    """Show `markdown` in the notebook's output, rendered; print it where nothing renders it (`script.py`)."""
+    """Show `markdown` in the notebook's output, rendered; print it where nothing renders it (`sweep/script.py`)."""
     from IPython import get_ipython
 
     if get_ipython() is None:

@@ -29,7 +29,13 @@ from resnet_keras.optimizers import LRSchedule, make_optimizer
 
 
 def set_seed(seed):
-    """Seed Python, NumPy and the backend (weights init, dropout)."""
+    """Seed Python, NumPy and the backend: the weights' initialisation and dropout.
+
+    Args:
+        seed: an integer >= 0.
+    Raises:
+        ConfigError: `seed` is not such an integer.
+    """
     check_int("seed", seed, minimum=0)
     keras.utils.set_random_seed(seed)
 
@@ -144,23 +150,53 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
           nesterov=False, schedule="constant", warmup_epochs=0, warmup="linear", milestones=(0.5, 0.75),
           augment=True, seed=0, monitor="val_accuracy", verbose=2, save_best=True, pipeline="auto",
           steps_per_execution=1):
-    """Compile and fit `model` on `data` (a `CifarData`), resuming if interrupted.
+    """Compile and fit `model` on `data`, resuming if interrupted.
 
     The loss is computed from the logits (`training_model`); `model` keeps
-    its softmax output. `pipeline` chooses where batches are made and
-    augmented (on the host; on the device; on the device from the data set
-    held there, "resident"; or "auto": see `resolve_pipeline`); all give the
-    same batches. `steps_per_execution` steps run per call of the compiled
-    step (TensorFlow and JAX; a divisor of the epoch's steps, see
-    `check_steps_per_execution`): fewer calls from Python, the same training.
-    After `set_devices(k)`, each batch of `batch_size` is split over
-    k devices. Writes into `out_dir`: `history.csv` (one row per epoch: loss,
-    accuracy, val_loss, val_accuracy, lr, time_s), the same as TensorBoard
-    logs (`tensorboard/`), `best.h5` (best `monitor`, if `save_best`) and
-    `.resume/` (the state to continue from). Verbose 2
-    prints one line per epoch (ours, with the epoch number and learning rate),
-    1 is Keras' progress bar, 0 is silent. Raises `TrainingDiverged` on a non-finite loss.
-    Returns the full history (all epochs, resumed ones included) as a DataFrame.
+    its softmax output. All pipelines give the same batches. After
+    `set_devices(k)`, each batch of `batch_size` is split over k devices.
+
+    Writes into `out_dir`: `history.csv` (one row per epoch: loss, accuracy,
+    val_loss, val_accuracy, lr, time_s), the same as TensorBoard logs
+    (`tensorboard/`), `best.h5` (best `monitor`, if `save_best`) and
+    `.resume/` (the state to continue from). A call on a folder with a
+    committed epoch continues after it.
+
+    Args:
+        model: a model of this package (ending in logits and softmax).
+        data: a `CifarData` (`load_dataset`); its validation split, if any,
+            is evaluated after every epoch.
+        out_dir: the run's folder.
+        epochs: epochs in all, those of an interrupted attempt included.
+        batch_size: images per step.
+        optimizer: "sgd", "adam" or "rmsprop" (`make_optimizer`).
+        learning_rate: the initial rate; `schedule` changes it per epoch.
+        momentum, nesterov: SGD's (PyTorch's momentum form).
+        schedule: "constant", "step" (x0.1 at each of `milestones`, fractions
+            of `epochs`) or "cosine".
+        warmup_epochs, warmup: epochs of "linear" warm-up, or of a tenth of
+            the rate held ("constant", the paper's ResNet-110).
+        augment: pad-4 random crop and horizontal flip of the train images.
+        seed: the order of the batches and the augmentation.
+        monitor: the metric `best.h5` is chosen by.
+        verbose: 2 prints one line per epoch (with the epoch number and the
+            learning rate), 1 Keras' progress bar, 0 nothing.
+        save_best: write `best.h5`.
+        pipeline: where batches are made and augmented: "host", "device",
+            "resident" (on the device from the data set held there) or "auto"
+            (`resolve_pipeline`).
+        steps_per_execution: steps per call of the compiled step (TensorFlow
+            and JAX; a divisor of the epoch's steps,
+            `check_steps_per_execution`): fewer calls from Python, the same
+            training.
+    Returns:
+        the full history (every epoch, resumed ones included) as a pandas
+        DataFrame, the rows of `history.csv`.
+    Raises:
+        ConfigError: a bad argument, an empty training set, augmentation of
+            features; before anything is trained.
+        TrainingDiverged: the loss became NaN or infinite (the epoch is not
+            committed).
     """
     check_int("epochs", epochs)
     check_int("batch_size", batch_size)
@@ -265,7 +301,17 @@ def cache_features(model, data, batch_size=256):
 
 
 def evaluate(model, x, y, batch_size=500):
-    """Test loss, accuracy and predicted classes of `model` on inputs `x` (images or features)."""
+    """Test loss, accuracy and predicted classes of `model`.
+
+    Args:
+        model: a model from inputs to class probabilities.
+        x: its inputs, images (n, 32, 32, 3) or features.
+        y: the true classes (n,), integers.
+        batch_size: images per forward pass.
+    Returns:
+        {"loss": mean cross-entropy, "accuracy": fraction right,
+        "predictions": the predicted class of each input (n,)}.
+    """
     probs = predict(model, x, batch_size)
     eps = 1e-7
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], eps, 1.0))))

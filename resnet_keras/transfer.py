@@ -58,7 +58,15 @@ def unfreeze_top(model, fraction=0.25):
 
     Batch-norm layers stay frozen (their statistics were fit on ImageNet and a
     small CIFAR batch would disturb them). Recompile the model afterwards.
-    Returns the number of base layers made trainable.
+
+    Args:
+        model: a model from `build_transfer_model`.
+        fraction: the share of the base's layers, counted from the top, in
+            (0, 1).
+    Returns:
+        the number of base layers made trainable (an int).
+    Raises:
+        ConfigError: `fraction` out of range.
     """
     check_number("fraction", fraction, minimum=0.0, maximum=1.0, inclusive=False)
     base = model.get_layer("resnet50")

@@ -8,11 +8,11 @@ import socket
 
 import numpy as np
 import pytest
-from conftest import chromium, requires_chromium
+from conftest import REPO, chromium, copy_project, requires_chromium
 
 import resnet_keras as rk
-from resnet_keras.app import build_demo, find_models, read_image, top_k
 from resnet_keras.errors import ConfigError
+from resnet_keras.share.app import build_demo, find_models, most_accurate, read_image, top_k
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -83,6 +83,36 @@ def test_models_are_found_with_their_run_records(outputs):
     assert models["q1/cifar10-resnet8-adam"]["dataset"] == "cifar10"  # from the sweep's record of the run's settings
     assert [(os.path.basename(p), c) for p, c in models["q1/cifar10-resnet8-adam"]["example_images"]] == [
         ("00-cat.png", "cat"), ("01-ship.png", "ship")]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, outputs):
+    """A results folder as `make reference` leaves it: one committed Q1 run, more accurate than the user's."""
+    from resnet_keras.summary.reference import slim_h5
+
+    root = tmp_path_factory.mktemp("results")
+    run, own = root / "q1" / "cifar10-resnet20-adam", outputs / "q1" / "cifar10-resnet8-adam"
+    run.mkdir(parents=True)
+    slim_h5(str(own / "model.h5"), str(run / "model.h5"))
+    shutil.copytree(own / "examples", run / "examples")
+    (run / "run.json").write_text(json.dumps({"settings": {"dataset": "cifar10"}, "provenance": {},
+                                              "results": {"model": "resnet8", "test_accuracy": 0.9,
+                                                          "class_names": CLASSES}}))
+    return root
+
+
+def test_committed_models_come_after_the_users_own_and_the_most_accurate_is_chosen(outputs, results, tmp_path):
+    models = find_models(str(outputs), str(results))
+    assert list(models) == ["q1/cifar10-resnet8-adam", "results/q1/cifar10-resnet20-adam"]
+    committed = models["results/q1/cifar10-resnet20-adam"]
+    assert (committed["dataset"], committed["test_accuracy"], committed["class_names"]) == ("cifar10", 0.9, CLASSES)
+    assert [os.path.basename(p) for p, _ in committed["example_images"]] == ["00-cat.png", "01-ship.png"]
+    assert most_accurate(models) == "results/q1/cifar10-resnet20-adam"
+    assert most_accurate({"a": {"test_accuracy": None}, "b": {"test_accuracy": 0.1}}) == "b"
+    assert most_accurate({}) is None
+    fresh = tmp_path / "no-outputs"  # a fresh clone: no outputs/ at all
+    assert list(find_models(str(fresh), str(results))) == ["results/q1/cifar10-resnet20-adam"]
+    build_demo(str(fresh), str(results))  # serves the committed models, no error
 
 
 def test_images_of_any_size_become_one_rgb_batch():
@@ -174,3 +204,79 @@ def test_page_classifies_a_test_image_of_the_models_data_set_clicked_among_its_e
     example = outputs / "q1" / "cifar10-resnet8-adam" / "examples" / "01-ship.png"
     expected = expected_top5(outputs, example.read_bytes())
     assert [row.split("\n")[0] for row in rows] == [p["class"] for p in expected], rows
+
+
+COMMITTED_Q1 = os.path.join(REPO, "results", "q1", "cifar10-resnet20-adam")
+
+
+@requires_chromium
+@pytest.mark.skipif(not os.path.isfile(os.path.join(COMMITTED_Q1, "model.h5")),
+                    reason="results/ holds no committed Q1 model yet (make reference adds it after a full-length run)")
+def test_make_app_on_a_fresh_clone_serves_the_committed_q1_model_and_classifies_its_examples(tmp_path):
+    """`make app` in a checkout with no outputs/: the committed models are served, the most accurate chosen on the
+    page, which classifies one of its test images as that model does; the committed Q1 model answers the API as
+    the model itself does."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    root = copy_project(tmp_path)
+    shutil.copytree(os.path.join(REPO, "results"), root / "results")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (root / ".venv-ready").touch()
+    proc = subprocess.Popen(["make", "app", f"PORT={port}", f"PY={sys.executable}",
+                             f"VENV={os.path.dirname(os.path.dirname(sys.executable))}",
+                             f"STAMP={root / '.venv-ready'}"], cwd=root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=5)
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, "make app did not start"
+                time.sleep(1)
+        assert not (root / "outputs").exists()
+        driver = chromium()
+        try:
+            driver.get(url)
+            wait = WebDriverWait(driver, 60)
+            examples = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#example-images button.gallery-item")
+                                  or None)
+            chosen = driver.find_element(By.CSS_SELECTOR, "#model input").get_attribute("value")
+            examples[0].click()
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#image img"))
+            driver.find_element(By.ID, "classify").click()
+            rows = wait.until(lambda d: [r.text for r in d.find_elements(By.CSS_SELECTOR, LABEL_ROWS)] or None)
+        finally:
+            driver.quit()
+        q1_example = sorted(p for p, _ in find_models(str(tmp_path / "none"), os.path.join(REPO, "results"))
+                            ["results/q1/cifar10-resnet20-adam"]["example_images"])[0]
+        status, answer = classify(url, "results/q1/cifar10-resnet20-adam", q1_example)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait()
+    committed = find_models(str(tmp_path / "none"), os.path.join(REPO, "results"))
+    best = most_accurate(committed)
+    assert chosen.startswith(f"{best} (cifar10") or chosen.startswith(f"{best} (cifar100"), (chosen, best)
+
+    def top5(run_id, image_path):
+        with open(image_path, "rb") as f:
+            image = f.read()
+        model = rk.load_h5(committed[run_id]["path"])
+        return top_k(model.predict(read_image(image, (32, 32)), verbose=0)[0], committed[run_id]["class_names"])
+
+    shown = top5(best, committed[best]["example_images"][0][0])
+    assert [row.split("\n")[0] for row in rows] == [p["class"] for p in shown], rows
+    assert status == "ok", answer
+    assert [c["label"] for c in answer["confidences"]] == [
+        p["class"] for p in top5("results/q1/cifar10-resnet20-adam", q1_example)]

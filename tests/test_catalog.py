@@ -10,11 +10,12 @@ from conftest import REPO
 
 from resnet_keras import catalog, products
 from resnet_keras.errors import ConfigError
-from resnet_keras.params import SCHEMA
+from resnet_keras.sweep.params import SCHEMA
 
 CHOICES = {name: value for name, value in vars(catalog).items()
            if name.isupper() and isinstance(value, tuple) and all(isinstance(v, str) for v in value)}
-SOURCES = [p for p in glob.glob(os.path.join(REPO, "resnet_keras", "*.py")) if not p.endswith("catalog.py")]
+SOURCES = [p for p in glob.glob(os.path.join(REPO, "resnet_keras", "**", "*.py"), recursive=True)
+           if not p.endswith("catalog.py")]
 
 
 @pytest.mark.parametrize("name", sorted(CHOICES))

@@ -54,7 +54,7 @@ def test_every_target_variable_path_and_link_a_doc_names_exists(doc):
 
 def test_the_check_finds_a_removed_target_variable_and_path():
     text = ("Run `make sweep PROFILE=smoke`, then `make deploy`, or `make sweep COLOUR=red`; the make targets; see "
-            "`resnet_keras/sweep.py`, `resnet_keras/gone.py`, [the guide](docs/nowhere.md).")
+            "`resnet_keras/sweep/runner.py`, `resnet_keras/gone.py`, [the guide](docs/nowhere.md).")
     assert broken_references(text, makefile()) == ["make target deploy", "make variable COLOUR",
                                                          "path resnet_keras/gone.py", "path docs/nowhere.md"]
 
@@ -63,7 +63,7 @@ def test_the_readmes_results_are_what_make_results_draws_from_results(tmp_path):
     """The README's results block is drawn from the committed `results/` (`make results`), not written by hand."""
     import shutil
 
-    from resnet_keras.reference import draw
+    from resnet_keras.summary.reference import draw
 
     shutil.copytree(os.path.join(REPO, "results"), tmp_path / "results")
     shutil.copy(os.path.join(REPO, "README.md"), tmp_path / "README.md")

@@ -13,7 +13,7 @@ from conftest import chromium, copy_project, requires_chromium
 
 from resnet_keras import products
 from resnet_keras.data import write_tiny_cifar
-from resnet_keras.params import expand
+from resnet_keras.sweep.params import expand
 
 pytestmark = [pytest.mark.slow, requires_chromium]
 QUESTIONS = {"q1_scratch": "Q1: a CIFAR ResNet trained from scratch", "q2_grid": "Q2:",

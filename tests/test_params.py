@@ -8,7 +8,7 @@ import yaml
 from conftest import REPO
 
 from resnet_keras.errors import ConfigError
-from resnet_keras.params import PROFILES, SCHEMA, expand, notebook_parameters, plan
+from resnet_keras.sweep.params import PROFILES, SCHEMA, expand, notebook_parameters, plan
 
 NOTEBOOKS = sorted(f for f in os.listdir(os.path.join(REPO, "notebooks")) if f.endswith(".py"))
 

@@ -12,9 +12,18 @@ from resnet_keras import files, products
 from resnet_keras.catalog import resolve_precision
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import source_digest
-from resnet_keras.params import Run, notebook_parameters
-from resnet_keras.preflight import GPU_SHARING, auto_jobs, blocked_runs, estimate, probe, remember, remembered, work
 from resnet_keras.sweep import is_complete, run_hash, run_sweep
+from resnet_keras.sweep.params import Run, notebook_parameters
+from resnet_keras.sweep.preflight import (
+    GPU_SHARING,
+    auto_jobs,
+    blocked_runs,
+    estimate,
+    probe,
+    remember,
+    remembered,
+    work,
+)
 
 CPU = {"backend": "tensorflow", "gpu": False}
 GPU = {"backend": "tensorflow", "gpu": True}

@@ -16,7 +16,7 @@ from conftest import chromium, requires_chromium
 
 import resnet_keras as rk
 from resnet_keras import products
-from resnet_keras.publish import HUB, main, plain_keras_model
+from resnet_keras.share.publish import HUB, main, plain_keras_model
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -106,7 +106,7 @@ def test_space_app_starts_and_classifies_an_example_in_chromium(run):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from resnet_keras.app import read_image, top_k
+    from resnet_keras.share.app import read_image, top_k
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

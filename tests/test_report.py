@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resnet_keras.index import COMPARISONS, write_summary
-from resnet_keras.params import Run
 from resnet_keras.report import paper_error
+from resnet_keras.summary.index import write_summary
+from resnet_keras.sweep.params import COMPARISONS, Run
 
 
 def fake_run(outputs, question, name, results, compare, accuracies=(0.5, 0.6)):

@@ -1,4 +1,4 @@
-"""A notebook as a plain script (`python -m resnet_keras.script`): the notebook's products, no kernel."""
+"""A notebook as a plain script (`python -m resnet_keras.sweep.script`): the notebook's products, no kernel."""
 
 import json
 import os
@@ -11,7 +11,7 @@ from conftest import REPO, copy_project
 from resnet_keras import products
 from resnet_keras.data import write_tiny_cifar
 from resnet_keras.errors import ConfigError
-from resnet_keras.script import execute, resolve
+from resnet_keras.sweep.script import execute, resolve
 
 # What notebooks write into their run folder (each at least products.FROM_NOTEBOOK); the sweep adds FROM_SWEEP.
 WRITTEN = {products.MODEL, products.BEST_MODEL, products.HISTORY, products.TENSORBOARD, products.CURVES,
@@ -19,7 +19,7 @@ WRITTEN = {products.MODEL, products.BEST_MODEL, products.HISTORY, products.TENSO
 
 
 def script(*args, cwd=REPO):
-    proc = subprocess.run([sys.executable, "-m", "resnet_keras.script", *args], cwd=cwd, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "resnet_keras.sweep.script", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     return proc.returncode, proc.stdout + proc.stderr
 

@@ -76,7 +76,8 @@ def test_smoke_sweep_produces_every_artefact(project):
         assert "seed" not in metrics["results"] and metrics["results"]["precision"] == "float32"
         # The package modules the run executed, hashed: the sweep's own modules and the web app are not among them.
         assert {"resnet_keras", "resnet_keras.models", "resnet_keras.training"} <= set(metrics["sources"])
-        assert not {"resnet_keras.app", "resnet_keras.index", "resnet_keras.sweep"} & set(metrics["sources"])
+        tooling = {"resnet_keras.share.app", "resnet_keras.summary.index", "resnet_keras.sweep.runner"}
+        assert not tooling & set(metrics["sources"])
         assert not (folder / ".resume").exists()
         assert (folder / products.TENSORBOARD / "train").is_dir()
     model = rk.load_h5(str(root / "outputs" / SMOKE_RUNS[0] / "model.h5"))
@@ -218,11 +219,11 @@ def test_make_tensorboard_serves_every_runs_curves_side_by_side(project):
 
 
 def test_a_run_as_a_plain_script_writes_what_the_notebook_wrote_under_papermill(project, tmp_path):
-    """`python -m resnet_keras.script` (no kernel, no papermill) on a run of the plan: the same products as the
+    """`python -m resnet_keras.sweep.script` (no kernel, no papermill) on a run of the plan: the same products as the
     notebook wrote in the sweep, and the same results, apart from times; the sweep's own files are the sweep's."""
     root, _ = project
     key = "q1/cifar10-resnet8-adam"
-    proc = subprocess.run([sys.executable, "-m", "resnet_keras.script", key, "--profile", "smoke", "--outputs",
+    proc = subprocess.run([sys.executable, "-m", "resnet_keras.sweep.script", key, "--profile", "smoke", "--outputs",
                            str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     swept, scripted = root / "outputs" / key, tmp_path / key
@@ -347,7 +348,7 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
     results, readme = root / "results", tmp_path / "README.md"
     readme.write_text("# Title\n\nbefore\n<!-- reference-results -->\nhand-written\n"
                       "<!-- /reference-results -->\nafter\n")
-    command = [sys.executable, "-m", "resnet_keras.reference", "--profile", "smoke", "--readme", str(readme)]
+    command = [sys.executable, "-m", "resnet_keras.summary.reference", "--profile", "smoke", "--readme", str(readme)]
     collected = subprocess.run(command[:3] + ["collect"] + command[3:], cwd=root, capture_output=True, text=True)
     assert collected.returncode == 0 and f"{len(SMOKE_RUNS)} runs copied" in collected.stdout, collected.stderr
     for key in SMOKE_RUNS:
@@ -390,6 +391,17 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
         link = os.path.join(os.path.relpath(results, readme.parent), "paper", figure)  # from the README's folder
         assert f"({link})" in text and (results / "paper" / figure).stat().st_size > 1000
     assert (results / "README.md").read_text().count("(paper/error_vs_depth.png)") == 1
+    # The assignment first: each run's figures and report, Q1 beside the original write-up, Q2's curves, Q3's note.
+    prefix = os.path.relpath(results, readme.parent)
+    q1 = json.loads((results / SMOKE_RUNS[0] / "run.json").read_text())["results"]
+    assert text.index("**The assignment**") < text.index("**paper**")
+    assert (f"| Q1 | CIFAR-10 | ResNet-8 | Adam | 16 | **{100 * q1['test_accuracy']:.2f}%** | "
+            f"{100 * q1['best_val_accuracy']:.2f}% | 1 | {q1['epoch_time_s']:.0f} s* | "
+            f"[report]({prefix}/{SMOKE_RUNS[0]}/report.html) |") in text
+    assert f"* {q1['device']}, {q1['backend']}, float32; CPU flags: " in text
+    assert "which states about 80% validation accuracy after 20 epochs" in text
+    assert (results / "q2" / "val_accuracy_cifar10.png").stat().st_size > 1000
+    assert f"({prefix}/q2/val_accuracy_cifar10.png)" in text and "`make sweep ONLY=q3_transfer`" in text
     code, out = sweep(root)  # nothing to run; the index now draws the runs over their references
     assert code == 0 and "] start" not in out, out
     index = (root / "outputs" / "index.html").read_text()

@@ -45,8 +45,8 @@ def test_params_folder_without_files_is_named(in_repo, tmp_path, capsys):
 def test_run_start_removes_temporary_files_of_a_killed_attempt(tmp_path):
     import json
 
-    from resnet_keras.params import Run
     from resnet_keras.sweep import execute_run
+    from resnet_keras.sweep.params import Run
 
     run = Run("q", "r", "notebooks/missing.py", {}, "params/q.yaml")
     leftovers = [tmp_path / "q" / "r" / ".resume" / ".epoch-0003.tmp-x1.weights.h5",

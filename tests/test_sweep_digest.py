@@ -46,7 +46,7 @@ def test_comment_docstring_and_other_module_edits_leave_finished_runs_up_to_date
     edit(project, "training.py", "\nimport ", "\n# a comment that changes nothing\nimport ")
     edit(project, "checkpoint.py", '"""What keeps a long run safe', '"""What keeps a long, long run safe')
     edit(project, "transfer.py", "\n\n\ndef ", "\n\n\n\ndef ")  # formatting only
-    edit(project, "app.py", "\nimport ", "\nUNUSED_BY_RUNS = 1\nimport ")  # code, but no run executes the demo
+    edit(project, "share/app.py", "\nimport ", "\nUNUSED_BY_RUNS = 1\nimport ")  # code, but no run executes the demo
     planned = sweep(project, "--dry-run")
     assert all(f"up to date  {key}" in planned for key in [Q1, *Q3]), planned
     out = sweep(project)

@@ -141,7 +141,7 @@ def test_a_half_done_run_resumes_after_comment_and_demo_edits_and_starts_again_a
     folder, _ = _eight_epoch_run(root, "qedit")
     _, killed = _sweep_until(root, "qedit", 2)
     assert 2 <= killed < 8
-    training, app = root / "resnet_keras" / "training.py", root / "resnet_keras" / "app.py"
+    training, app = root / "resnet_keras" / "training.py", root / "resnet_keras" / "share" / "app.py"
     training.write_text(training.read_text() + "\n# a comment changes no result\n")
     app.write_text(app.read_text() + "\nUNUSED_BY_RUNS = 1\n")  # code, in a module no run executes
     assert f"to run      qedit/resume: half-done, resumes after epoch {killed}; about " in _dry_run(root, "qedit")

@@ -1,7 +1,7 @@
 """Publish a finished run on the Hugging Face Hub: the model with its card, and a Space to try it.
 
     make publish RUN=paper/resnet-20-seed0 [REPO=user/name]
-    python -m resnet_keras.publish paper/resnet-20-seed0 [--repo user/name] [--outputs outputs]
+    python -m resnet_keras.share.publish paper/resnet-20-seed0 [--repo user/name] [--outputs outputs]
 
 It writes the run's `hub/` folder (`outputs/<question>/<run>/hub/`), replacing
 an earlier one only once the new one is complete:
@@ -289,7 +289,7 @@ def _run_key(run_dir):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m resnet_keras.publish", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m resnet_keras.share.publish", description=__doc__.splitlines()[0])
     ap.add_argument("run", help="a finished run: question/run (as `make sweep` lists it) or its folder")
     ap.add_argument("--repo", help="upload to this Hugging Face model repository (user/name)")
     ap.add_argument("--outputs", default="outputs", help="the sweep's outputs folder (default: outputs)")

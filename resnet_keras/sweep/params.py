@@ -14,7 +14,7 @@ A file describes one question:
     profiles:                          # overrides per profile, applied last; a key
       quick: {epochs: 3, per_class: 100} # that names a grid axis (or `seeds`) replaces it
     compare: [paper_table]             # optional: cross-run summaries for the index
-                                       #   (see `index.COMPARISONS`)
+                                       #   (see `COMPARISONS`)
 
 Everything is checked here, before anything runs: parameter names against the
 notebook's `parameters` cell, values against `SCHEMA`. YAML is read with
@@ -46,11 +46,21 @@ from resnet_keras.catalog import (
 )
 from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
 from resnet_keras.files import check_hdf5
-from resnet_keras.index import COMPARISONS
 
 PROFILES = ("full", "quick", "smoke")
 FILE_KEYS = ("question", "notebook", "name", "parameters", "grid", "seeds", "profiles", "compare", "description")
 RESERVED = ("out_dir",)  # set by the sweep, never by a params file
+
+# The cross-run comparisons a params file may ask for (`compare`), drawn by `summary.comparisons.DRAW` on the index
+# and into results/. Named here, below both, so that checking a params file does not load the page's code.
+COMPARISONS = ("paper_table", "plain_vs_residual", "accuracy_vs_time")
+# Settings that change neither the network nor its recipe: a run is compared with references that share the rest.
+NOT_RECIPE = ("seed", "data_dir", "devices", "pipeline", "precision")
+
+
+def recipe(settings):
+    """The part of a run's settings that names its network and recipe (all but `NOT_RECIPE`)."""
+    return {k: v for k, v in settings.items() if k not in NOT_RECIPE}
 
 
 # Each rule takes (what, value) and returns the value or raises a one-line ConfigError: the package's own checks,
@@ -147,7 +157,7 @@ class Run:
     notebook: str
     parameters: dict
     source: str  # the params file it came from
-    compare: tuple = ()  # cross-run summaries of its question (`index.COMPARISONS`)
+    compare: tuple = ()  # cross-run summaries of its question (`COMPARISONS`)
     # Every parameter the notebook runs with: its parameters cell's defaults, then `parameters`. The index reads a
     # run's settings from here and its measurements from `results.json`, so notebooks need not record their inputs.
     settings: dict = dataclasses.field(default_factory=dict, compare=False)

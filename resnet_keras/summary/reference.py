@@ -1,7 +1,7 @@
 """Reference results: the small products of full-length runs, committed in `results/`, and what is drawn from them.
 
-    make reference    # python -m resnet_keras.reference collect: finished full-length runs of outputs/ -> results/
-    make results      # python -m resnet_keras.reference draw: results/ -> its tables and figures, and the README's
+    make reference    # python -m resnet_keras.summary.reference collect: finished full-length runs -> results/
+    make results      # python -m resnet_keras.summary.reference draw: results/ -> its tables, figures, the README's
 
 A run is a reference when it finished under the sweep with exactly the
 parameters of its run in the `full` profile's plan. Its folder keeps what is
@@ -35,14 +35,19 @@ import sys
 from resnet_keras import products
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import atomic_path, read_json_object, write_json, write_text
-from resnet_keras.params import plan
+from resnet_keras.summary import comparisons
+from resnet_keras.sweep.params import plan, recipe  # noqa: F401 (recipe: part of this module's interface)
 
 RUN_FILE = "run.json"
-DELIVERED = ("q1", "q2")  # questions whose reference runs keep their model, report and figures
+DELIVERED = ("q1", "q2")  # the assignment: its reference runs keep their model, report and figures
+# The assignment's original write-up states this of Q1 (ResNet-20, Adam, 20 epochs): shown beside our run.
+Q1_STATED = "about 80% validation accuracy after 20 epochs"
+Q3_NOTE = ("Q3 (a ResNet-50 pretrained on ImageNet, with a new head) has no reference here: its base needs the "
+           "ImageNet weights of `keras.applications`, which this project's machines cannot download (no internet; "
+           "the sweep lists its runs as blocked, with the fix). Where they can be fetched, "
+           "`make sweep ONLY=q3_transfer` runs it, and `make reference` adds it.")
 KEPT = (products.REPORT, products.CURVES, products.CONFUSION)  # copied as they are; the model is slimmed
 BEGIN, END = "<!-- reference-results -->", "<!-- /reference-results -->"
-# Settings that change neither the network nor its recipe: a run is compared with references that share the rest.
-NOT_RECIPE = ("seed", "data_dir", "devices", "pipeline", "precision")
 
 
 def collect(outputs="outputs", results="results", params_dir="params", profile="full"):
@@ -120,27 +125,28 @@ def load(results="results"):
     return found
 
 
-def recipe(settings):
-    """The part of a run's settings that names its network and recipe (all but `NOT_RECIPE`)."""
-    return {k: v for k, v in settings.items() if k not in NOT_RECIPE}
-
-
 def draw(results="results", readme="README.md", params_dir="params", profile="full"):
     """Draw `results/README.md`, the paper's table and figures, and the README's block; return the block."""
-    from resnet_keras import index, plots
+    from resnet_keras import plots, report
 
     refs = load(results)
     planned = {}
     for run in plan(params_dir, profile):
         planned.setdefault(run.question, []).append(run)
+    for dataset in _q2_datasets(refs):
+        done = {n: e for n, e in refs["q2"].items() if e["settings"].get("dataset") == dataset}
+        fig = plots.plot_overlay({_q2_label(e): e["history"] for e in done.values()}, "val_accuracy",
+                                 f"Q2 on {report.DATASET_NAMES.get(dataset, dataset)}: validation accuracy per epoch")
+        plots.save_figure(fig, os.path.join(results, "q2", f"val_accuracy_{dataset}.png"))
     for question, done in refs.items():
         if question == "paper":
             facts = _facts(done)
             histories = {name: e["history"] for name, e in done.items()}
-            index.paper_table(results, question, facts, histories)
-            index.plain_vs_residual(results, question, facts, histories)
+            comparisons.paper_table(results, question, facts, histories)
+            comparisons.plain_vs_residual(results, question, facts, histories)
     plots.plt.close("all")
-    note = "Drawn by `make results` from the runs in this folder (`resnet_keras/reference.py`); do not edit by hand."
+    note = ("Drawn by `make results` from the runs in this folder (`resnet_keras/summary/reference.py`); do not edit "
+            "by hand.")
     write_text(os.path.join(results, "README.md"), f"# Reference results\n\n{note}\n\n" + _block(planned, refs, ""))
     block = _block(planned, refs, os.path.relpath(results, os.path.dirname(os.path.abspath(readme or "."))) + "/")
     if readme and os.path.isfile(readme):
@@ -156,14 +162,14 @@ def draw(results="results", readme="README.md", params_dir="params", profile="fu
 def _block(planned, refs, prefix):
     """Markdown: each question with references (the paper's table first), its table and figures; then one table
     of the networks that have none yet."""
-    lines, waiting = [], []
+    lines, waiting = _assignment(planned, refs, prefix), []
     for question in sorted(planned, key=lambda q: q != "paper"):
         runs, done = planned[question], refs.get(question, {})
         facts = _facts(done)
         missing = list(dict.fromkeys(_network(run.name, run.settings) for run in runs if run.name not in done))
-        if missing:
+        if missing and question not in DELIVERED:  # the assignment's table lists its own
             waiting.append(f"| {question} | {len(done)} of {len(runs)} | {', '.join(missing)} |")
-        if not facts:
+        if not facts or question in DELIVERED:
             continue
         lines += [f"**{question}** ({len(done)} of {len(runs)} runs at full length)", "", _table(facts, done), ""]
         if question == "paper":
@@ -173,6 +179,62 @@ def _block(planned, refs, prefix):
         lines += ["Not yet at full length:", "", "| study | runs at full length | networks without a reference |",
                   "|---|---|---|", *waiting]
     return "\n".join(lines).strip() + "\n"
+
+
+def _assignment(planned, refs, prefix):
+    """Markdown lines: the assignment's runs (Q1, then Q2 by data set) in plan order, with their figures, the
+    machine they trained on and their reports; Q1 beside the original write-up's figure; Q2's curves; Q3's note."""
+    from resnet_keras import report
+
+    runs = [run for question in DELIVERED for run in planned.get(question, [])]
+    if not runs:
+        return []
+    rows = ["| question | data set | network | optimizer | batch | test accuracy | best validation accuracy "
+            "| epochs | time per epoch | report |", "|---|---|---|---|---|---|---|---|---|---|"]
+    hosts = {}
+    for run in sorted(runs, key=lambda r: (r.question, r.settings.get("dataset", ""))):
+        s, entry = run.settings, refs.get(run.question, {}).get(run.name)
+        dataset = report.DATASET_NAMES.get(s.get("dataset"), s.get("dataset"))
+        optimizer = report.OPTIMIZER_NAMES.get(s.get("optimizer"), s.get("optimizer"))
+        if entry is None:
+            rows.append(f"| {run.question.upper()} | {dataset} | ResNet-{s.get('depth')} | {optimizer} | "
+                        f"{s.get('batch_size')} | not yet at full length | | | | |")
+            continue
+        r, p = entry["results"], entry["provenance"]
+        host = f"{p.get('device')}, {p.get('backend')}, {p.get('precision')}"
+        mark = hosts.setdefault(host, ("*" * (len(hosts) + 1), p))[0]
+        rows.append(f"| {run.question.upper()} | {dataset} | {report.network_name(r['model'])} | {optimizer} | "
+                    f"{s.get('batch_size')} | **{100 * r['test_accuracy']:.2f}%** | "
+                    f"{100 * r['best_val_accuracy']:.2f}% | {r['epochs_trained']} | {r['epoch_time_s']:.0f} s{mark} | "
+                    f"[report]({prefix}{run.question}/{run.name}/{products.REPORT}) |")
+    lines = ["**The assignment** (Q1 and Q2, `full` profile; test accuracy on the 10,000 test images, validation on "
+             "the 10% of the train set held out):", "", *rows]
+    for host, (mark, p) in hosts.items():
+        flags = " ".join(p.get("cpu_flags") or []) or "none listed"
+        lines += ["", f"{mark} {host}; CPU flags: {flags}; commit {p.get('commit')}, "
+                      f"{(p.get('finished') or '')[:10]}."]
+    q1 = [e for e in refs.get("q1", {}).values()]
+    if q1:
+        r = q1[0]["results"]
+        lines += ["", f"Q1 beside the assignment's original write-up, which states {Q1_STATED}: this run's best "
+                      f"validation accuracy is {100 * r['best_val_accuracy']:.2f}%, its last "
+                      f"{100 * r['final_val_accuracy']:.2f}% (epoch {r['epochs_trained']})."]
+    figures = [f"![Q2 on {report.DATASET_NAMES.get(d, d)}: validation accuracy per epoch]"
+               f"({prefix}q2/val_accuracy_{d}.png)" for d in _q2_datasets(refs)]
+    return lines + ([""] + figures if figures else []) + ["", Q3_NOTE, ""]
+
+
+def _q2_datasets(refs):
+    return sorted({e["settings"].get("dataset") for e in refs.get("q2", {}).values()})
+
+
+def _q2_label(entry):
+    """A Q2 run's curve label: "ResNet-44, RMSprop, batch 128"."""
+    from resnet_keras import report
+
+    s = entry["settings"]
+    return (f"{report.network_name(entry['results']['model'])}, "
+            f"{report.OPTIMIZER_NAMES.get(s.get('optimizer'), s.get('optimizer'))}, batch {s.get('batch_size')}")
 
 
 def _facts(entries):
@@ -222,7 +284,7 @@ def _table(facts, entries):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m resnet_keras.reference", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m resnet_keras.summary.reference", description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=("collect", "draw"))
     ap.add_argument("--outputs", default="outputs", help="where the sweep's runs are (default: outputs)")
     ap.add_argument("--results", default="results", help="the reference folder (default: results)")

@@ -45,7 +45,7 @@ import sys
 import time
 import traceback
 
-from resnet_keras import cluster, products
+from resnet_keras import products
 from resnet_keras.catalog import resolve_precision
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import (
@@ -57,8 +57,9 @@ from resnet_keras.files import (
     write_json,
     write_text,
 )
-from resnet_keras.params import plan
-from resnet_keras.preflight import (
+from resnet_keras.sweep import cluster
+from resnet_keras.sweep.params import plan
+from resnet_keras.sweep.preflight import (
     MIN_CALIBRATION_S,
     SPEED,
     auto_jobs,
@@ -421,7 +422,7 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
         pin = dict(initializer=_pin_gpu, initargs=(context.Value("i", 0), gpus)) if gpus > 1 else {}
         executor = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, **pin)
     # By its module's name, also when this file runs as __main__: executors on other machines import it.
-    task = importlib.import_module("resnet_keras.sweep").execute_run
+    task = importlib.import_module("resnet_keras.sweep.runner").execute_run
     start, done, durations = time.time(), 0, []
     try:
         futures = {}
@@ -469,7 +470,7 @@ def main(argv=None):
     ap.add_argument("--scheduler", help="run on Dask: tcp://HOST:PORT of a running scheduler whose workers share "
                     "the outputs folder, or local (a LocalCluster of --jobs workers)")
     args = ap.parse_args(argv)
-    from resnet_keras.index import write_summary
+    from resnet_keras.summary.index import write_summary
 
     client = None
     try:
@@ -552,7 +553,7 @@ def quicker(seconds, machine, selected, args):
         by_file.setdefault(_file_name(run), []).append(run)
     lines = ["sweep: that is long for this machine; quicker (one at a time, estimated as above):"]
     assignment = [r for name in ASSIGNMENT for r in by_file.get(name, [])]
-    if len(by_file) > 1 and assignment:
+    if assignment and set(by_file) - set(ASSIGNMENT):  # more than the assignment is selected
         lines.append(f"  make sweep ONLY='{' '.join(ASSIGNMENT)}'  the assignment alone: about {about(assignment)}")
     if len(by_file) > 1:
         lines += [f"  make sweep ONLY={name}  about {about(runs)}" for name, runs in by_file.items()]
@@ -577,5 +578,3 @@ def _check_writable(outputs):
         raise ConfigError(f"outputs={outputs!r} is not writable ({e.strerror}); choose a writable folder") from None
 
 
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """A notebook's code as a plain Python script, with parameters: no Jupyter kernel, no papermill.
 
-    python -m resnet_keras.script paper/resnet-20-seed0 [--profile full]   # a run of the sweep's plan
-    python -m resnet_keras.script notebooks/study.py -p depth=56 -p epochs=2 --out-dir outputs/study/d56
+    python -m resnet_keras.sweep.script paper/resnet-20-seed0 [--profile full]   # a run of the sweep's plan
+    python -m resnet_keras.sweep.script notebooks/study.py -p depth=56 -p epochs=2 --out-dir outputs/study/d56
 
 For batch and cluster jobs and bare GPU machines, where starting a kernel is a
 hassle. The notebook's code runs top to bottom in this process, with the
@@ -25,7 +25,14 @@ import sys
 import yaml
 
 from resnet_keras.errors import ConfigError
-from resnet_keras.params import PROFILES, check_parameter, check_together, notebook_parameters, parameters_cell, plan
+from resnet_keras.sweep.params import (
+    PROFILES,
+    check_parameter,
+    check_together,
+    notebook_parameters,
+    parameters_cell,
+    plan,
+)
 
 
 def resolve(target, profile="full", params_dir="params", outputs="outputs", overrides=None, out_dir=None):
@@ -83,7 +90,7 @@ def _assignment(text):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m resnet_keras.script", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m resnet_keras.sweep.script", description=__doc__.splitlines()[0])
     ap.add_argument("target", help="a run of the plan (question/run, e.g. paper/resnet-20-seed0) or a notebook")
     ap.add_argument("-p", dest="overrides", type=_assignment, action="append", default=[], metavar="NAME=VALUE",
                     help="set one parameter (a YAML value); repeatable")

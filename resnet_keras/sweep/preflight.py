@@ -10,7 +10,7 @@ a ResNet-20 trains here. A run whose inputs are missing is blocked
 (`blocked_runs`), with the one-line fix; the others go ahead. `estimate`
 turns that speed into the time a list of runs will take.
 
-    python -m resnet_keras.preflight '{"data": [["cifar10", null, "fine"]], "measure": true}'
+    python -m resnet_keras.sweep.preflight '{"data": [["cifar10", null, "fine"]], "measure": true}'
 """
 
 import importlib.metadata
@@ -64,7 +64,7 @@ def probe(runs, root=".", measure=False, timeout=900):
                "imagenet": any(s.get("weights") == "imagenet" for s in all_settings), "measure": measure}
     env = {**GPU_SHARING, **os.environ}
     try:
-        proc = subprocess.run([sys.executable, "-m", "resnet_keras.preflight", json.dumps(request)], env=env,
+        proc = subprocess.run([sys.executable, "-m", "resnet_keras.sweep.preflight", json.dumps(request)], env=env,
                               cwd=root, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise ConfigError(f"the check of this machine took over {timeout} s; see whether `{sys.executable} -c "

@@ -1,0 +1,1 @@
+"""Sharing trained runs: the Gradio demo (`app`) and publishing on the Hugging Face Hub (`publish`)."""
