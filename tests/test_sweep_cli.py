@@ -73,3 +73,33 @@ def test_unreachable_scheduler_exits_2_with_one_line_before_anything_runs(in_rep
     assert err.startswith(f"sweep: scheduler='{address}' cannot be reached (") and err.count("\n") == 1
     assert "start it (`dask scheduler`) or leave SCHEDULER empty to run here" in err
     assert os.listdir(outputs) == []  # nothing run, nothing probed
+
+
+def test_a_failed_run_with_committed_epochs_says_whether_it_resumes(tmp_path):
+    """A run that failed (a kernel killed, say) after committing epochs: the dry run says it failed, and whether
+    its retry resumes or starts again, as `resume_blocker` decides."""
+    import json
+
+    from resnet_keras.files import package_modules, source_digest
+    from resnet_keras.sweep.params import Run
+    from resnet_keras.sweep.runner import run_hash, why
+
+    (tmp_path / "nb.py").write_text("# %%\nx = 1\n")
+    run = Run("q", "r", "nb.py", {"epochs": 8}, "params/q.yaml")
+    machine = {"backend": "tensorflow", "gpu": False}
+    digest = run_hash(run, machine, str(tmp_path))
+    folder = tmp_path / "outputs" / "q" / "r"
+    (folder / ".resume").mkdir(parents=True)
+    (folder / "error.json").write_text(json.dumps({"hash": digest, "error": "DeadKernelError: Kernel died",
+                                                   "where": "nbclient"}))
+    (folder / ".resume" / "state.json").write_text(json.dumps({"epoch": 3, "modules": ["resnet_keras.training"]}))
+    sources = {m: source_digest(m) for m in package_modules()}
+    (folder / ".plan.json").write_text(json.dumps({"hash": digest, "sources": sources}))
+    outputs = str(tmp_path / "outputs")
+    assert why(run, machine, outputs, str(tmp_path)) == (
+        "failed before", "DeadKernelError: Kernel died (nbclient); resumes after epoch 3")
+    (folder / ".plan.json").write_text(json.dumps({"hash": digest, "sources": {**sources,
+                                                                                "resnet_keras.training": "0" * 16}}))
+    assert why(run, machine, outputs, str(tmp_path)) == (
+        "failed before", "DeadKernelError: Kernel died (nbclient); starts again: code changed in "
+                         "resnet_keras.training")

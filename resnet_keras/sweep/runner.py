@@ -150,14 +150,17 @@ def why(run, machine, outputs, root="."):
         return "up to date", ""
     record = read_json_object(os.path.join(folder, products.RECORD))
     failed = read_json_object(os.path.join(folder, products.ERROR))
-    if os.path.isfile(os.path.join(folder, products.PLAN)) and not record and not failed:
+    epoch = _committed_epoch(folder)
+    if epoch:
         blocker = resume_blocker(folder, digest)
-        epoch = _committed_epoch(folder)
-        if blocker:
-            return "to run", f"half-done ({epoch} epochs), starts again: {blocker}"
-        return "to run", f"half-done, resumes after epoch {epoch}" if epoch else "interrupted before its first epoch"
+        then = f"starts again: {blocker}" if blocker else f"resumes after epoch {epoch}"
+    if os.path.isfile(os.path.join(folder, products.PLAN)) and not record and not failed:
+        if not epoch:
+            return "to run", "interrupted before its first epoch"
+        return "to run", f"half-done ({epoch} epochs), {then}" if blocker else f"half-done, {then}"
     if failed and failed.get("hash") == digest:
-        return "failed before", f"{failed.get('error', '')} ({failed.get('where', '')})"
+        error = f"{failed.get('error', '')} ({failed.get('where', '')})"
+        return "failed before", f"{error}; {then}" if epoch else error
     if not record and not failed:
         return "to run", "new"
     old = record or failed
