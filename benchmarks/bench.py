@@ -35,6 +35,12 @@ one for eager PyTorch (`torch eager`). Measured:
 - eager PyTorch: `train` is an eager loop over pre-made tensors (no
   augmentation: its best case), `infer` a `torch.no_grad()` eval loop over the
   same batches; `torch.compile` adds `train_compiled` and `infer_compiled`;
+  `train_channels_last` runs the network and its input in PyTorch's
+  channels-last memory format (faster on CPUs), and on CPUs with AVX512-BF16 or
+  AMX `train_channels_last_bf16` adds bfloat16 autocast: PyTorch at its best;
+- on those CPUs the default backend's `train_bf16` (mixed bfloat16) too, and
+  `train_vs_eager_best` / `train_bf16_vs_eager_best`: ours against eager
+  PyTorch at its best in the same precision (paired ratios);
 - with `--more` (the default backend only): `train_device` (the device
   pipeline: crop and flip inside the compiled step), `train_bf16` (mixed
   bfloat16), `infer_raw` (not folded), `infer_keras_predict` (folded, through
@@ -144,17 +150,27 @@ def _torch_net(n):
     return torch_resnet(n)
 
 
-def _torch_train(n, batch, steps, warmup, compile=False):
+def _torch_train(n, batch, steps, warmup, compile=False, channels_last=False, bf16=False):
+    """Eager PyTorch's training speed; `channels_last`: the network and its input in `torch.channels_last` memory
+    format; `bf16`: the forward pass under bfloat16 autocast (what a PyTorch user runs on CPUs with AVX512-BF16 or
+    AMX)."""
+    import contextlib
+
     import torch
 
     torch.manual_seed(0)
     net = _torch_net(n).train()
-    opt = torch.optim.SGD(net.parameters(), 0.1, momentum=0.9)
     x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    if channels_last:
+        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(net.parameters(), 0.1, momentum=0.9)
+    precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def step():
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
+        with precision:
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
         opt.step()
     step = torch.compile(step) if compile else step
     for i in range(steps + warmup):
@@ -235,8 +251,12 @@ def installed(module):
     return importlib.util.find_spec(module) is not None
 
 
-def plan(backends, default, train, infer, more, torch, compile, steps, warmup, count, spe=None, resident=False):
-    """{(row, figure): (worker, backend, kwargs)} for one network (its `n` added later)."""
+def plan(backends, default, train, infer, more, torch, compile, steps, warmup, count, spe=None, resident=False,
+         bf16_cpu=False):
+    """{(row, figure): (worker, backend, kwargs)} for one network (its `n` added later).
+
+    `bf16_cpu`: the CPU has bfloat16 instructions (AVX512-BF16 or AMX): eager PyTorch is also measured in bfloat16
+    autocast, and the default backend in mixed bfloat16, to compare like with like."""
     fig = {}
     run = dict(batch=128, steps=steps, warmup=warmup)
     for backend in backends:
@@ -267,6 +287,8 @@ def plan(backends, default, train, infer, more, torch, compile, steps, warmup, c
                 fig[backend, "infer_keras_predict"] = ("keras_infer", backend,
                                                        {"count": count, "precision": "float32", "keras_predict": True})
                 fig[backend, "infer_bf16"] = ("keras_infer", backend, {"count": count, "precision": "bfloat16"})
+        if train and bf16_cpu and backend == default:  # against eager PyTorch's bfloat16 autocast
+            fig[backend, "train_bf16"] = ("keras_train", backend, {**run, "precision": "mixed_bfloat16"})
     if torch:
         for key, on in (("train", train), ("infer", infer)):
             if on:
@@ -274,6 +296,11 @@ def plan(backends, default, train, infer, more, torch, compile, steps, warmup, c
                 fig[EAGER, key] = (f"torch_{key}", None, kwargs)
                 if compile:
                     fig[EAGER, f"{key}_compiled"] = (f"torch_{key}", None, {**kwargs, "compile": True})
+        if train:  # PyTorch at its best on a CPU: channels last, and bfloat16 autocast where the CPU has it
+            fig[EAGER, "train_channels_last"] = ("torch_train", None, {**run, "channels_last": True})
+            if bf16_cpu:
+                fig[EAGER, "train_channels_last_bf16"] = ("torch_train", None,
+                                                          {**run, "channels_last": True, "bf16": True})
     return fig
 
 
@@ -317,7 +344,8 @@ def main():
     rows = []
     for n in depths:
         figures = plan(backends, default, train, infer, args.more, torch, args.compile and not args.tiny, steps,
-                       warmup, count, args.steps_per_execution, args.resident)
+                       warmup, count, args.steps_per_execution, args.resident,
+                       bf16_cpu=bool({"avx512_bf16", "amx_bf16"} & set(machine["cpu_flags"])))
         res = {key: [] for key in figures}
         for rep in range(reps):
             keys = list(figures)
@@ -371,6 +399,10 @@ def _rows(model, reps, res):
         for fig in ("train", "infer"):
             if name != EAGER and (EAGER, fig) in res:
                 row[f"{fig}_ratio"] = paired((name, fig), (EAGER, fig))
+        # Against PyTorch at its best, in the same precision: float32 channels last; bfloat16 autocast, channels last.
+        for ours, theirs in (("train", "train_channels_last"), ("train_bf16", "train_channels_last_bf16")):
+            if name != EAGER and (name, ours) in res and (EAGER, theirs) in res:
+                row[f"{ours}_vs_eager_best"] = paired((name, ours), (EAGER, theirs))
         rows.append(row)
     return rows
 
