@@ -182,8 +182,9 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
         verbose: 2 prints one line per epoch (with the epoch number and the
             learning rate), 1 Keras' progress bar, 0 nothing.
         save_best: write `best.h5`.
-        pipeline: where batches are made and augmented: "host", "device",
-            "resident" (on the device from the data set held there) or "auto"
+        pipeline: where batches are made and augmented, one of
+            `catalog.PIPELINE_CHOICES`: on the host, on the device, on the
+            device from the data set held there ("resident"), or "auto"
             (`resolve_pipeline`).
         steps_per_execution: steps per call of the compiled step (TensorFlow
             and JAX; a divisor of the epoch's steps,
