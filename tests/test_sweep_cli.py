@@ -103,3 +103,30 @@ def test_a_failed_run_with_committed_epochs_says_whether_it_resumes(tmp_path):
     assert why(run, machine, outputs, str(tmp_path)) == (
         "failed before", "DeadKernelError: Kernel died (nbclient); starts again: code changed in "
                          "resnet_keras.training")
+
+
+def test_a_long_plan_is_told_what_is_quicker_with_estimates_as_the_sweeps(in_repo):
+    """Quicker choices for a long sweep: each params file, the assignment, the quick profile; estimated as the sweep
+    estimates, from the runs finished here when there are some."""
+    import argparse
+
+    from resnet_keras.sweep.params import plan
+    from resnet_keras.sweep.preflight import data_key, estimate, fmt_duration
+    from resnet_keras.sweep.runner import LONG_S, quicker
+
+    runs = [r for r in plan("params", "full") if r.question in ("q1", "q2", "paper")]
+    machine = {"backend": "tensorflow", "gpu": False, "img_per_s": 400.0, "startup_s": 10.0,
+               "classes": {data_key(r.settings, "."): [5000] * (100 if r.settings["dataset"] == "cifar100" else 10)
+                           for r in plan("params", "full") + plan("params", "quick")}}
+    args = argparse.Namespace(profile="full", params="params")
+    assert quicker(LONG_S, machine, runs, args) == []  # not long: nothing to say
+    q1 = [r for r in runs if r.question == "q1"]
+    finished = [(q1[0], 3600.0)]  # Q1 took an hour here: the estimates follow that speed
+    lines = quicker(2 * LONG_S, machine, runs, args, finished)
+    assignment = [r for r in runs if r.question in ("q1", "q2")]
+    assert lines[1] == (f"  make sweep ONLY='q1_scratch q2_grid'  the assignment alone: about "
+                        f"{fmt_duration(estimate(assignment, machine, '.', finished))}")
+    assert f"  make sweep ONLY=q1_scratch  about {fmt_duration(estimate(q1, machine, '.', finished))}" in lines
+    assert estimate(q1, machine, ".", finished) != estimate(q1, machine)  # the calibration changed the figure
+    assert any(line.startswith("  make sweep PROFILE=quick  the same runs on CIFAR subsets: about ") for line in lines)
+    assert lines[-1].startswith("sweep: going on with the sweep as asked")

@@ -386,7 +386,7 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
     `machine`: `preflight.probe(..., measure=True)`'s answer (probed here when not given).
     Logs each run's state and why (`why`), then how many runs there are to
     do and how long they should take here (from runs finished here before,
-    else a measured ResNet-20 step), and then `advise(seconds, machine)`'s
+    else a measured ResNet-20 step), and then `advise(seconds, machine, finished)`'s
     lines, if any. `dry_run`: stop there, having run nothing.
     """
     todo, records, finished = [], {}, []
@@ -414,7 +414,7 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
              f"ResNet-20 trains at {machine['img_per_s']:,.0f} img/s here")
     log(f"{len(todo)} run{'s' * (len(todo) > 1)} to do on {machine['backend']} "
         f"({'GPU' if machine['gpu'] else 'no GPU'}): about {fmt_duration(seconds)} one at a time ({basis})")
-    for line in advise(seconds, machine) if advise else ():
+    for line in advise(seconds, machine, finished) if advise else ():
         log(line)
     if dry_run:
         return records
@@ -515,7 +515,8 @@ def main(argv=None):
     try:
         records = run_sweep([r for r in selected if r.key not in blocked], args.outputs, max(jobs, 1), args.force,
                             executor=executor, log=lambda s: print(s, flush=True), machine=machine,
-                            dry_run=args.dry_run, advise=lambda seconds, m: quicker(seconds, m, selected, args))
+                            dry_run=args.dry_run,
+                            advise=lambda seconds, m, done: quicker(seconds, m, selected, args, done))
     finally:
         if client is not None:
             local = client.cluster if args.scheduler == "local" else None
@@ -542,14 +543,15 @@ LONG_S = 6 * 3600  # a sweep longer than this one at a time is told what would b
 ASSIGNMENT = ("q1_scratch", "q2_grid")
 
 
-def quicker(seconds, machine, selected, args):
-    """Lines telling what would be quicker than a sweep of `seconds`, with estimates; none if it is short."""
+def quicker(seconds, machine, selected, args, finished=()):
+    """Lines telling what would be quicker than a sweep of `seconds`, with estimates (calibrated, as the sweep's, by
+    the runs `finished` here); none if it is short."""
     if seconds <= LONG_S:
         return []
 
     def about(runs):
         known = [r for r in runs if data_key(r.settings, '.') in machine.get("classes", {})]
-        return fmt_duration(estimate(known, machine)) if known else "unknown"
+        return fmt_duration(estimate(known, machine, ".", finished)) if known else "unknown"
 
     by_file = {}
     for run in selected:
