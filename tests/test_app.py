@@ -61,9 +61,33 @@ def server(outputs):
     demo.close()
 
 
-def expected_top5(outputs, image):
-    model = rk.load_h5(str(outputs / "q1" / "cifar10-resnet8-adam" / "model.h5"))
-    return top_k(model.predict(read_image(image, (32, 32)), verbose=0)[0], CLASSES)
+def expected_top5(outputs, image, model_path=None, class_names=CLASSES):
+    """The top 5 the model itself predicts for `image` (bytes): the user's run in `outputs`, or `model_path`."""
+    model = rk.load_h5(str(model_path or outputs / "q1" / "cifar10-resnet8-adam" / "model.h5"))
+    return top_k(model.predict(read_image(image, (32, 32)), verbose=0)[0], class_names)
+
+
+def classify_an_example_on_the_page(url, index):
+    """Open the page in Chromium, click the chosen model's example `index` and classify it; return (the examples'
+    labels, the chosen model as the page shows it, the rows of the top 5)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = chromium()
+    try:
+        driver.get(url)
+        wait = WebDriverWait(driver, 60)
+        examples = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#example-images button.gallery-item")
+                              or None)
+        labels = [e.text for e in examples]
+        chosen = driver.find_element(By.CSS_SELECTOR, "#model input").get_attribute("value")
+        examples[index].click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#image img"))
+        driver.find_element(By.ID, "classify").click()
+        rows = wait.until(lambda d: [r.text for r in d.find_elements(By.CSS_SELECTOR, LABEL_ROWS)] or None)
+    finally:
+        driver.quit()
+    return labels, chosen, rows
 
 
 def classify(server, model, image_path):
@@ -186,21 +210,8 @@ LABEL_ROWS = "#predictions .confidence-set"  # one row per class in Gradio's Lab
 
 @requires_chromium
 def test_page_classifies_a_test_image_of_the_models_data_set_clicked_among_its_examples(outputs, server):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver = chromium()
-    try:
-        driver.get(server)
-        wait = WebDriverWait(driver, 60)
-        examples = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#example-images button.gallery-item") or None)
-        assert [e.text for e in examples] == ["cat", "ship"]  # the run's examples, labelled by their class
-        examples[1].click()
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#image img"))
-        driver.find_element(By.ID, "classify").click()
-        rows = wait.until(lambda d: [r.text for r in d.find_elements(By.CSS_SELECTOR, LABEL_ROWS)] or None)
-    finally:
-        driver.quit()
+    labels, _, rows = classify_an_example_on_the_page(server, 1)
+    assert labels == ["cat", "ship"]  # the run's examples, labelled by their class
     example = outputs / "q1" / "cifar10-resnet8-adam" / "examples" / "01-ship.png"
     expected = expected_top5(outputs, example.read_bytes())
     assert [row.split("\n")[0] for row in rows] == [p["class"] for p in expected], rows
@@ -221,9 +232,9 @@ def test_make_app_on_a_fresh_clone_serves_the_committed_q1_model_and_classifies_
     import time
     import urllib.request
 
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
+    committed = find_models(str(tmp_path / "none"), os.path.join(REPO, "results"))
+    q1 = "results/q1/cifar10-resnet20-adam"
+    q1_example = committed[q1]["example_images"][0][0]
     root = copy_project(tmp_path)
     shutil.copytree(os.path.join(REPO, "results"), root / "results")
     with socket.socket() as s:
@@ -246,37 +257,19 @@ def test_make_app_on_a_fresh_clone_serves_the_committed_q1_model_and_classifies_
                 assert proc.poll() is None and time.time() < deadline, "make app did not start"
                 time.sleep(1)
         assert not (root / "outputs").exists()
-        driver = chromium()
-        try:
-            driver.get(url)
-            wait = WebDriverWait(driver, 60)
-            examples = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#example-images button.gallery-item")
-                                  or None)
-            chosen = driver.find_element(By.CSS_SELECTOR, "#model input").get_attribute("value")
-            examples[0].click()
-            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#image img"))
-            driver.find_element(By.ID, "classify").click()
-            rows = wait.until(lambda d: [r.text for r in d.find_elements(By.CSS_SELECTOR, LABEL_ROWS)] or None)
-        finally:
-            driver.quit()
-        q1_example = sorted(p for p, _ in find_models(str(tmp_path / "none"), os.path.join(REPO, "results"))
-                            ["results/q1/cifar10-resnet20-adam"]["example_images"])[0]
-        status, answer = classify(url, "results/q1/cifar10-resnet20-adam", q1_example)
+        _, chosen, rows = classify_an_example_on_the_page(url, 0)
+        status, answer = classify(url, q1, q1_example)
     finally:
         os.killpg(proc.pid, 15)
         proc.wait()
-    committed = find_models(str(tmp_path / "none"), os.path.join(REPO, "results"))
     best = most_accurate(committed)
     assert chosen.startswith(f"{best} (cifar10") or chosen.startswith(f"{best} (cifar100"), (chosen, best)
 
     def top5(run_id, image_path):
         with open(image_path, "rb") as f:
-            image = f.read()
-        model = rk.load_h5(committed[run_id]["path"])
-        return top_k(model.predict(read_image(image, (32, 32)), verbose=0)[0], committed[run_id]["class_names"])
+            return expected_top5(None, f.read(), committed[run_id]["path"], committed[run_id]["class_names"])
 
     shown = top5(best, committed[best]["example_images"][0][0])
     assert [row.split("\n")[0] for row in rows] == [p["class"] for p in shown], rows
     assert status == "ok", answer
-    assert [c["label"] for c in answer["confidences"]] == [
-        p["class"] for p in top5("results/q1/cifar10-resnet20-adam", q1_example)]
+    assert [c["label"] for c in answer["confidences"]] == [p["class"] for p in top5(q1, q1_example)]
