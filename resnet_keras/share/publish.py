@@ -38,7 +38,7 @@ from resnet_keras.files import read_json_object, write_json
 HUB = "hub"  # the folder, in the run's
 SPACE = "space"
 LABELS = "labels.json"
-DATASETS = {"cifar10": ("uoft-cs/cifar10", "CIFAR-10"), "cifar100": ("uoft-cs/cifar100", "CIFAR-100")}
+HUB_DATASETS = {"cifar10": "uoft-cs/cifar10", "cifar100": "uoft-cs/cifar100"}  # the data sets' Hub ids
 COPIED = (products.CURVES, products.CONFUSION, products.HISTORY)
 
 
@@ -159,10 +159,10 @@ def _card(facts, classes, model, run_dir, repo):
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     from resnet_keras.models import count_params
-    from resnet_keras.report import paper_error
+    from resnet_keras.report import DATASET_NAMES, paper_error
 
     dataset = facts.get("dataset", "cifar10")
-    hub_dataset, dataset_name = DATASETS.get(dataset, (dataset, dataset))
+    hub_dataset, dataset_name = HUB_DATASETS.get(dataset, dataset), DATASET_NAMES.get(dataset, dataset)
     name = facts.get("model") or model.name
     accuracy = float(facts["test_accuracy"])
     data = ModelCardData(

@@ -151,9 +151,8 @@ def why(run, machine, outputs, root="."):
     record = read_json_object(os.path.join(folder, products.RECORD))
     failed = read_json_object(os.path.join(folder, products.ERROR))
     epoch = _committed_epoch(folder)
-    if epoch:
-        blocker = resume_blocker(folder, digest)
-        then = f"starts again: {blocker}" if blocker else f"resumes after epoch {epoch}"
+    blocker = resume_blocker(folder, digest) if epoch else None
+    then = f"starts again: {blocker}" if blocker else f"resumes after epoch {epoch}"
     if os.path.isfile(os.path.join(folder, products.PLAN)) and not record and not failed:
         if not epoch:
             return "to run", "interrupted before its first epoch"
