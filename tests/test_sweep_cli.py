@@ -118,7 +118,7 @@ def test_a_long_plan_is_told_what_is_quicker_with_estimates_as_the_sweeps(in_rep
     machine = {"backend": "tensorflow", "gpu": False, "img_per_s": 400.0, "startup_s": 10.0,
                "classes": {data_key(r.settings, "."): [5000] * (100 if r.settings["dataset"] == "cifar100" else 10)
                            for r in plan("params", "full") + plan("params", "quick")}}
-    args = argparse.Namespace(profile="full", params="params")
+    args = argparse.Namespace(profile="full", params="params", dry_run=False)
     assert quicker(LONG_S, machine, runs, args) == []  # not long: nothing to say
     q1 = [r for r in runs if r.question == "q1"]
     finished = [(q1[0], 3600.0)]  # Q1 took an hour here: the estimates follow that speed
@@ -130,3 +130,5 @@ def test_a_long_plan_is_told_what_is_quicker_with_estimates_as_the_sweeps(in_rep
     assert estimate(q1, machine, ".", finished) != estimate(q1, machine)  # the calibration changed the figure
     assert any(line.startswith("  make sweep PROFILE=quick  the same runs on CIFAR subsets: about ") for line in lines)
     assert lines[-1].startswith("sweep: going on with the sweep as asked")
+    assert quicker(2 * LONG_S, machine, runs, argparse.Namespace(**{**vars(args), "dry_run": True}),
+                   finished) == lines[:-1]  # a dry run goes on with nothing

@@ -512,10 +512,11 @@ def main(argv=None):
     for key, record in blocked.items():
         print(f"blocked     {key}: {record['error']}", flush=True)
     try:
-        records = run_sweep([r for r in selected if r.key not in blocked], args.outputs, max(jobs, 1), args.force,
+        runnable = [r for r in selected if r.key not in blocked]
+        records = run_sweep(runnable, args.outputs, max(jobs, 1), args.force,
                             executor=executor, log=lambda s: print(s, flush=True), machine=machine,
                             dry_run=args.dry_run,
-                            advise=lambda seconds, m, done: quicker(seconds, m, selected, args, done))
+                            advise=lambda seconds, m, done: quicker(seconds, m, runnable, args, done))
     finally:
         if client is not None:
             local = client.cluster if args.scheduler == "local" else None
@@ -564,6 +565,8 @@ def quicker(seconds, machine, selected, args, finished=()):
     if args.profile != "quick":
         quick = [r for r in plan(args.params, "quick") if _file_name(r) in by_file]
         lines.append(f"  make sweep PROFILE=quick  the same runs on CIFAR subsets: about {about(quick)}")
+    if args.dry_run:
+        return lines
     return lines + ["sweep: going on with the sweep as asked (Ctrl-C stops it; finished epochs are kept)"]
 
 
