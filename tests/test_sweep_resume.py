@@ -104,6 +104,7 @@ def test_run_killed_with_its_sweep_then_with_its_dask_worker_resumes_each_time_w
     # Resumed after the last committed epoch, not restarted (the killed worker's kernel may commit one more epoch
     # in the second it takes to notice that its parent is gone).
     assert killed_after > killed and first in (killed_after + 1, killed_after + 2), (killed, killed_after, first)
+    assert record["resumed_after"] == first - 1  # its elapsed_s is the last attempt's, which trained the rest
     assert rk.count_params(rk.load_h5(str(folder / "model.h5"))) > 0
 
 

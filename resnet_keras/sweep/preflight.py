@@ -208,26 +208,29 @@ def work(s, class_counts):
     return total
 
 
-def estimate(runs, machine, root=".", finished=()):
+def estimate(runs, machine, root=".", finished=(), resumed=None):
     """Seconds that `runs` will take one at a time on this machine.
 
-    `finished`: (run, elapsed seconds) of runs completed here on the same
-    backend and precision (the sweep passes those of `MIN_CALIBRATION_S` or
-    more); when there are any, their times calibrate the speed, else the
-    speed `machine` measured (`probe(measure=True)`).
+    `finished`: (run, elapsed seconds[, epochs an earlier attempt did]) of
+    runs completed here on the same backend and precision (the sweep passes
+    those of `MIN_CALIBRATION_S` or more); when there are any, their times
+    calibrate the speed, else the speed `machine` measured
+    (`probe(measure=True)`). `resumed`: {run key: epochs already done} of
+    half-done runs that resume; only their other epochs are counted.
     """
-    def run_work(run):
-        return work(run.settings, machine["classes"][data_key(run.settings, root)])
+    def run_work(run, done=0):
+        s = {**run.settings, "epochs": max(run.settings.get("epochs", 1) - done, 0)} if done else run.settings
+        return work(s, machine["classes"][data_key(run.settings, root)])
 
     # Per run: the kernel's start, imports, data, compilation, evaluation and report (about twice the
     # probe's own start-up, which has all but the kernel, the data and the report).
     overhead = 2 * machine.get("startup_s", 10.0)
     if finished:
-        spent = sum(max(elapsed - overhead, 1.0) for _, elapsed in finished)
-        speed = sum(run_work(r) for r, _ in finished) / spent
+        spent = sum(max(entry[1] - overhead, 1.0) for entry in finished)
+        speed = sum(run_work(entry[0], (entry[2:] or (0,))[0]) for entry in finished) / spent
     else:
         speed = machine["img_per_s"]
-    return sum(overhead + run_work(r) / speed for r in runs)
+    return sum(overhead + run_work(r, (resumed or {}).get(r.key, 0)) / speed for r in runs)
 
 
 def fmt_duration(seconds):

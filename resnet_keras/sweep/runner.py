@@ -201,6 +201,12 @@ def _committed_epoch(folder):
     return read_json_object(os.path.join(folder, products.RESUME, "state.json")).get("epoch", 0)
 
 
+def resumes_after(folder, digest):
+    """The epochs a half-done run in `folder` has done and keeps when it resumes (0 if it starts again)."""
+    epoch = _committed_epoch(folder)
+    return epoch if epoch and not resume_blocker(folder, digest) else 0
+
+
 def resume_blocker(folder, digest):
     """Why the half-done run in `folder` must start again, or None when it may resume where it stopped.
 
@@ -288,10 +294,11 @@ def execute_run(run, outputs, digest, root="."):
             for entry in os.listdir(folder):  # parameters or executed code changed: do not resume
                 path = os.path.join(folder, entry)
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    resumed_after = resumes_after(folder, digest)
     write_json(plan_file, {"hash": digest, "sources": {m: source_digest(m) for m in package_modules()},
                            "run": run.key, "parameters": run.parameters})
     with _stderr_to(os.path.join(folder, products.KERNEL_LOG)):  # TensorFlow's C++ logs, kept out of the terminal
-        return _execute(run, folder, digest, root)
+        return _execute(run, folder, digest, root, resumed_after)
 
 
 @contextlib.contextmanager
@@ -309,7 +316,7 @@ def _stderr_to(path):
         os.close(saved)
 
 
-def _execute(run, folder, digest, root):
+def _execute(run, folder, digest, root, resumed_after=0):
     import jupytext
     import papermill
 
@@ -341,7 +348,9 @@ def _execute(run, folder, digest, root):
                 raise FileNotFoundError(f"the notebook did not write {', '.join(missing)}")
         except (OSError, ValueError) as e:
             error = {"error": f"{type(e).__name__}: {e}", "where": run.notebook, "cell": None}
+    # elapsed_s is this attempt's; a run resumed after an earlier attempt's epochs says how many.
     record = {"run": run.key, "question": run.question, "name": run.name, "hash": digest, "elapsed_s": elapsed,
+              **({"resumed_after": resumed_after} if resumed_after else {}),
               **cluster.where(),
               "parameters": run.parameters, "settings": run.settings, "notebook": run.notebook,
               "notebook_digest": _notebook_digest(run, root),
@@ -396,7 +405,7 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
         state, reason = states[run.key]
         if state == "up to date":
             records[run.key] = load_record(outputs, run, digest)
-            finished.append((run, records[run.key].get("elapsed_s", 0)))
+            finished.append((run, records[run.key].get("elapsed_s", 0), records[run.key].get("resumed_after", 0)))
             log(f"up to date  {run.key}")
         else:
             todo.append((run, digest))
@@ -404,11 +413,13 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
         return records
     if "classes" not in machine:  # remembered, not probed (`preflight.remembered`): check the inputs, measure
         machine = probe(runs, root, measure=True)
-    finished = [(run, elapsed) for run, elapsed in finished if elapsed >= MIN_CALIBRATION_S]
+    finished = [entry for entry in finished if entry[1] >= MIN_CALIBRATION_S]
+    resumed = {run.key: resumes_after(run_dir(outputs, run), digest) for run, digest in todo}
     for run, _ in todo:
         state, reason = states[run.key]
-        log(f"{state:<11} {run.key}: {reason}; about {fmt_duration(estimate([run], machine, root, finished))}")
-    seconds = estimate([r for r, _ in todo], machine, root, finished)
+        log(f"{state:<11} {run.key}: {reason}; about "
+            f"{fmt_duration(estimate([run], machine, root, finished, resumed))}")
+    seconds = estimate([r for r, _ in todo], machine, root, finished, resumed)
     basis = (f"from {len(finished)} finished run{'s' * (len(finished) > 1)}" if finished else
              f"ResNet-20 trains at {machine['img_per_s']:,.0f} img/s here")
     log(f"{len(todo)} run{'s' * (len(todo) > 1)} to do on {machine['backend']} "
