@@ -10,7 +10,9 @@ small and enough to redraw every comparison:
     results/<question>/<run>/history.csv   one row per epoch (the run's own file)
     results/<question>/<run>/run.json      {"settings": every parameter, "results": results.json's figures,
                                             "provenance": device, CPU flags, backend, precision, commit,
-                                            finished, host, wall time}
+                                            finished, host, wall time (of the last
+                                            attempt: `resumed_after` says how many
+                                            epochs an earlier one trained)}
 
 The assignment's runs (`DELIVERED`: Q1 and Q2) keep what a grader reads and
 the demo serves, too: `model.h5` (without optimizer state), `report.html`,
@@ -68,7 +70,8 @@ def collect(outputs="outputs", results="results", params_dir="params", profile="
                                 "backend": results_.get("backend"),
                                 "precision": results_.get("precision"), "commit": record.get("commit"),
                                 "finished": record.get("finished"), "host": record.get("host"),
-                                "profile": profile, "elapsed_s": record.get("elapsed_s")}}
+                                "profile": profile, "elapsed_s": record.get("elapsed_s"),
+                                **{k: record[k] for k in ("resumed_after",) if k in record}}}
         target = os.path.join(results, run.question, run.name)
         known = read_json_object(os.path.join(target, RUN_FILE))
         if known and (known["provenance"].get("finished") or "") > (record.get("finished") or ""):
