@@ -38,7 +38,7 @@ one for eager PyTorch (`torch eager`). Measured:
   `train_channels_last` runs the network and its input in PyTorch's
   channels-last memory format (faster on CPUs), and on CPUs with AVX512-BF16 or
   AMX `train_channels_last_bf16` adds bfloat16 autocast: PyTorch at its best;
-- on those CPUs the default backend's `train_bf16` (mixed bfloat16) too, and
+- on those CPUs each backend's `train_bf16` (mixed bfloat16) too, and
   `train_vs_eager_best` / `train_bf16_vs_eager_best`: ours against eager
   PyTorch at its best in the same precision (paired ratios);
 - with `--more` (the default backend only): `train_device` (the device
@@ -287,7 +287,7 @@ def plan(backends, default, train, infer, more, torch, compile, steps, warmup, c
                 fig[backend, "infer_keras_predict"] = ("keras_infer", backend,
                                                        {"count": count, "precision": "float32", "keras_predict": True})
                 fig[backend, "infer_bf16"] = ("keras_infer", backend, {"count": count, "precision": "bfloat16"})
-        if train and bf16_cpu and backend == default:  # against eager PyTorch's bfloat16 autocast
+        if train and bf16_cpu:  # each backend against eager PyTorch's bfloat16 autocast
             fig[backend, "train_bf16"] = ("keras_train", backend, {**run, "precision": "mixed_bfloat16"})
     if torch:
         for key, on in (("train", train), ("infer", infer)):

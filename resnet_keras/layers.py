@@ -139,7 +139,10 @@ class BatchNorm(keras.layers.BatchNormalization):
     images/s on the torch backend (docs/performance.md). The arithmetic is
     Keras': the batch is normalised by its own mean and biased variance, and
     the moving statistics are updated with the biased variance (`tests/test_models.py` compares it with
-    `BatchNormalization` on every backend). Other backends, and what the fused
+    `BatchNormalization` on every backend). It also hands the next convolution
+    its activations in PyTorch's channels-last memory format, its fastest on
+    CPUs, and skips mixed precision's casts around itself, as PyTorch's
+    autocast does (docs/performance.md). Other backends, and what the fused
     kernel does not cover (masks, renormalisation, axes other than the last of
     a 4-D input), use `BatchNormalization` itself.
     """
@@ -151,10 +154,11 @@ class BatchNorm(keras.layers.BatchNormalization):
             return super().call(inputs, training, mask)
         import torch
 
-        x = ops.cast(inputs, "float32")
-        if not channels_first:
-            x = x.permute(0, 3, 1, 2)
-        x = x.contiguous()  # NCHW: the kernel's fastest layout
+        # In the input's precision (the kernel takes bfloat16 or float16 activations with float32 weights, and
+        # computes the statistics in float32), and in channels-last memory: NCHW indexing over NHWC memory, the
+        # layout PyTorch's CPU convolutions run fastest, which they and the activations keep from here on.
+        x = inputs if channels_first else inputs.permute(0, 3, 1, 2)
+        x = x.contiguous(memory_format=torch.channels_last)
         gamma = ops.cast(self.gamma, "float32") if self.scale else None
         beta = ops.cast(self.beta, "float32") if self.center else None
         if training and self.trainable:

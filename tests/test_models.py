@@ -270,3 +270,20 @@ def test_batch_norm_computes_what_keras_batch_normalization_computes(dtype, axis
     tol = 1e-5 if dtype == "float32" else 2e-2
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="memory formats are PyTorch's: the torch backend only")
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_batch_norm_hands_on_channels_last_memory_in_its_compute_dtype_on_the_torch_backend(dtype):
+    """The torch backend's CPU convolutions run fastest on channels-last memory: `layers.BatchNorm` leaves its output
+    there (from either memory format in), in the layer's compute dtype, with no float32 round trip."""
+    import torch
+
+    from resnet_keras.layers import BatchNorm
+
+    layer = BatchNorm(axis=1, dtype=dtype)
+    for x in (torch.randn(2, 4, 5, 5), torch.randn(2, 5, 5, 4).permute(0, 3, 1, 2)):
+        for training in (True, False):
+            y = layer(x, training=training)
+            assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
+            assert y.dtype == getattr(torch, layer.compute_dtype)
