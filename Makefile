@@ -25,7 +25,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/outputs/.jax-cache
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv data test demo sweep run reference results notebooks lab app publish tensorboard bench clean
+.PHONY: help venv data test demo sweep run reference results notebooks lab app publish tensorboard bench precision-check clean
 
 help:
 	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper'] [DRY_RUN=1]"
@@ -39,6 +39,7 @@ help:
 	@echo "make test [TEST_JOBS=2]                                 run the test suite (TEST_JOBS pytest processes)"
 	@echo "make venv GPU=1                                         set up Keras on JAX with CUDA 12 (NVIDIA GPUs)"
 	@echo "make bench [BENCH_ARGS=--tiny]                          throughput against eager PyTorch"
+	@echo "make precision-check                                    does mixed bfloat16 train as float32 does? (Q1 quick)"
 	@echo "make lab                                                open the notebooks in JupyterLab"
 	@echo "make app [PORT=8000] [APP_ARGS=--share]                 the Gradio demo: classify images with a trained model"
 	@echo "make publish RUN=question/run [REPO=user/name]          a run's Hugging Face Hub folder: model, card, Space"
@@ -135,6 +136,10 @@ tensorboard: venv
 bench: venv
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 	$(PY) benchmarks/gpu_bench.py $(or $(GPU_BENCH_ARGS),--compile)
+
+# Q1's quick profile in float32 and mixed bfloat16, three seeds each (about 15 minutes on a 2-core CPU).
+precision-check: venv data
+	$(PY) benchmarks/precision_check.py $(PRECISION_ARGS)
 
 demo: venv data
 	$(PY) -m resnet_keras.demo
