@@ -42,7 +42,8 @@ batch_size = 128  # images per step
 augment = True  # pad-4 random crop and horizontal flip
 pipeline = "auto"  # where batches are made: auto (device on a GPU, else host), host, device, resident (docs/sweep.md)
 seed = 0  # seed for weights, data order and augmentation
-precision = "auto"  # auto (mixed_float16 on a GPU, else float32), float32, mixed_float16, mixed_bfloat16
+precision = "auto"  # auto, float32, mixed_float16 or mixed_bfloat16; auto: mixed_float16 on a GPU,
+#   mixed_bfloat16 on a CPU with bfloat16 instructions (AVX512-BF16, AMX), else float32
 devices = 1  # devices to train on (JAX backend): each batch is split over them, the recipe stays; "all": every GPU
 out_dir = "outputs/q1/dev"  # where the artefacts go (the sweep sets it)
 

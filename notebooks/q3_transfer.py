@@ -43,7 +43,8 @@ fine_tune_epochs = 0  # epochs of fine-tuning after head training (0: no fine-tu
 fine_tune_fraction = 0.25  # fraction of the base's layers unfrozen for fine-tuning
 fine_tune_learning_rate = 1e-5  # learning rate while fine-tuning
 seed = 0  # seed for weights, data order and augmentation
-precision = "auto"  # auto (mixed_float16 on a GPU, else float32), float32, mixed_float16, mixed_bfloat16
+precision = "auto"  # auto, float32, mixed_float16 or mixed_bfloat16; auto: mixed_float16 on a GPU,
+#   mixed_bfloat16 on a CPU with bfloat16 instructions (AVX512-BF16, AMX), else float32
 devices = 1  # devices to train on (JAX backend): each batch is split over them, the recipe stays; "all": every GPU
 out_dir = "outputs/q3/dev"  # where the artefacts go (the sweep sets it)
 

@@ -21,6 +21,7 @@ import subprocess
 import keras
 
 from resnet_keras.catalog import check_devices, resolve_precision
+from resnet_keras.cpu import CPU_FLAGS, cpu_flags, cpu_model, vector_unit  # noqa: F401 (CPU_FLAGS: public here too)
 from resnet_keras.errors import ConfigError
 
 
@@ -62,21 +63,21 @@ def set_precision(precision="auto"):
     "mixed_float16" computes in float16 with float32 weights (NVIDIA tensor
     cores; `compile` adds dynamic loss scaling), "mixed_bfloat16" in bfloat16
     (TPUs, recent GPUs and CPUs). The classifiers stay float32 either way.
-    "auto" picks "mixed_float16" when the backend sees a GPU and "float32"
-    otherwise: on this project's CPU, bfloat16 trained ResNet-20 only about
-    1.1x faster (docs/performance.md), too little to give up float32's
-    like-for-like comparison with the paper and PyTorch; ask for it by name.
+    "auto" picks "mixed_float16" when the backend sees a GPU; on a CPU with
+    bfloat16 instructions (AVX512-BF16 or AMX) "mixed_bfloat16" on the
+    TensorFlow and PyTorch backends, where it trains faster and as well
+    (docs/performance.md); else "float32" (`catalog.resolve_precision`).
     Call it before building the model; a resumed run reloads the policy it
     was saved with.
 
     Args:
         precision: "auto", "float32", "mixed_float16" or "mixed_bfloat16".
     Returns:
-        the policy set, e.g. "float32" for "auto" without a GPU.
+        the policy set, e.g. "float32" for "auto" on a CPU without bfloat16 instructions.
     Raises:
         ConfigError: another value.
     """
-    precision = resolve_precision(precision, has_gpu())  # checks `precision` first
+    precision = resolve_precision(precision, has_gpu(), keras.backend.backend(), cpu_flags())  # checks it first
     keras.config.set_dtype_policy(precision)
     return precision
 
@@ -95,21 +96,6 @@ def has_gpu():
     return any(d.lower().startswith("gpu") for d in local_devices())
 
 
-# The vector-unit flags that decide CPU figures (3x between hosts with and without AVX-512), as `lscpu` lists them.
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
-
-
-def cpu_model():
-    """The CPU's model name (/proc/cpuinfo), or "unknown"."""
-    return _cpuinfo("model name") or "unknown"
-
-
-def cpu_flags():
-    """Which of `CPU_FLAGS` the CPU has."""
-    flags = (_cpuinfo("flags") or "").split()
-    return [flag for flag in CPU_FLAGS if flag in flags]
-
-
 def describe():
     """What this process computes on, in words, for a run's record: the GPU model(s) when the backend sees a
     GPU ("NVIDIA H100 80GB HBM3", "2 x ..."), else the CPU model, its cores and its widest vector unit."""
@@ -123,14 +109,4 @@ def describe():
                 pass
         names = [n.strip() for n in names if n.strip()] or ["GPU"]
         return names[0] if len(names) == 1 else f"{len(names)} x {names[0]}"
-    flags = cpu_flags()
-    unit = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{cpu_model()}, {os.cpu_count()} cores, {unit}"
-
-
-def _cpuinfo(key):
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith(key)), None)
-    except OSError:
-        return None
+    return f"{cpu_model()}, {os.cpu_count()} cores, {vector_unit()}"

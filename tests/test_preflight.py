@@ -42,6 +42,25 @@ def test_hash_records_the_precision_auto_resolves_to_and_the_backend():
     assert run_hash(fixed, CPU, REPO) == run_hash(fixed, GPU, REPO)
     assert run_hash(fixed, CPU, REPO) != run_hash(fixed, {**CPU, "backend": "jax"}, REPO)
     assert resolve_precision("auto", False) == "float32" and resolve_precision("auto", True) == "mixed_float16"
+    # A CPU with bfloat16 instructions trains in mixed bfloat16 on TensorFlow and PyTorch: another hash.
+    bf16 = {**CPU, "cpu_flags": ["avx2", "avx512f", "avx512_bf16"]}
+    assert run_hash(auto, bf16, REPO) != run_hash(auto, CPU, REPO)
+    assert run_hash(fixed, bf16, REPO) == run_hash(fixed, CPU, REPO)
+
+
+@pytest.mark.parametrize("gpu,backend,flags,expected", [
+    (True, "torch", ["avx512_bf16"], "mixed_float16"),  # a GPU first
+    (False, "tensorflow", [], "float32"),
+    (False, "tensorflow", ["avx2", "fma", "avx512f", "avx512_vnni"], "float32"),  # AVX-512 without bfloat16
+    (False, "tensorflow", ["avx512f", "avx512_bf16"], "mixed_bfloat16"),
+    (False, "torch", ["avx512f", "amx_bf16", "amx_tile"], "mixed_bfloat16"),
+    (False, "jax", ["avx512f", "avx512_bf16", "amx_bf16"], "float32"),  # JAX's CPU bfloat16: not measured
+    (False, None, ["avx512_bf16"], "float32"),
+])
+def test_auto_precision_is_mixed_bfloat16_on_cpus_with_bfloat16_instructions_where_it_was_measured(
+        gpu, backend, flags, expected):
+    assert resolve_precision("auto", gpu, backend, flags) == expected
+    assert resolve_precision("float32", gpu, backend, flags) == "float32"  # a named precision is kept
 
 
 @pytest.mark.parametrize("memory,sees_gpu,cpus,jobs", [
@@ -173,6 +192,12 @@ def test_machine_is_remembered_while_its_backend_packages_and_settings_stay_the_
     (tmp_path / "keras-home").mkdir()
     (tmp_path / "keras-home" / "keras.json").write_text('{"backend": "jax"}')
     assert remembered(str(tmp_path)) is None
+    (tmp_path / "keras-home" / "keras.json").unlink()
+    assert remembered(str(tmp_path)) == {**GPU, "img_per_s": 10.0}
+    import resnet_keras.cpu
+
+    monkeypatch.setattr(resnet_keras.cpu, "_cpuinfo", lambda key: "avx2 fma" if key == "flags" else "Other CPU")
+    assert remembered(str(tmp_path)) is None  # another host (the outputs folder moved with its files): probed again
 
 
 def test_a_finished_run_depends_only_on_the_code_of_the_package_modules_it_executed(tmp_path, monkeypatch):

@@ -17,6 +17,8 @@ import yaml
 from conftest import chromium, copy_project, dask_cluster, requires_chromium
 
 from resnet_keras import products
+from resnet_keras.catalog import resolve_precision
+from resnet_keras.cpu import cpu_flags
 
 pytestmark = pytest.mark.slow
 SMOKE_RUNS = ["q1/cifar10-resnet8-adam", "q2/cifar10-resnet8-sgd-b32", "q3/cifar10-rmsprop-none", "q3/cifar10-sgd-none",
@@ -73,7 +75,9 @@ def test_smoke_sweep_produces_every_artefact(project):
         assert metrics["status"] == "ok" and metrics["results"]["epochs_trained"] >= 1
         # Every parameter the notebook ran with (its defaults included), for the index; the results hold measurements.
         assert metrics["settings"].items() >= metrics["parameters"].items() and "seed" in metrics["settings"]
-        assert "seed" not in metrics["results"] and metrics["results"]["precision"] == "float32"
+        # "auto" precision, as this host resolves it: float32, or mixed bfloat16 on a CPU with bfloat16 instructions.
+        auto = resolve_precision("auto", False, os.environ.get("KERAS_BACKEND", "tensorflow"), cpu_flags())
+        assert "seed" not in metrics["results"] and metrics["results"]["precision"] == auto
         # The package modules the run executed, hashed: the sweep's own modules and the web app are not among them.
         assert {"resnet_keras", "resnet_keras.models", "resnet_keras.training"} <= set(metrics["sources"])
         tooling = {"resnet_keras.share.app", "resnet_keras.summary.index", "resnet_keras.sweep.runner"}

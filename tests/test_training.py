@@ -408,12 +408,17 @@ def restore_precision():
     keras.config.set_dtype_policy("float32")
 
 
-@pytest.mark.parametrize("devices,expected", [(["cpu:0"], "float32"), (["gpu:0", "gpu:1"], "mixed_float16")])
-def test_auto_precision_is_mixed_float16_only_on_a_gpu(monkeypatch, restore_precision, devices, expected):
+@pytest.mark.parametrize("devices,flags,expected", [
+    (["cpu:0"], ["avx2", "avx512f"], "float32"), (["gpu:0", "gpu:1"], ["avx512_bf16"], "mixed_float16"),
+    (["cpu:0"], ["avx2", "avx512f", "avx512_bf16"], "mixed_bfloat16")])
+def test_auto_precision_is_mixed_float16_on_a_gpu_and_mixed_bfloat16_on_a_cpu_with_bfloat16_instructions(
+        monkeypatch, restore_precision, devices, flags, expected):
     monkeypatch.setattr(rk.devices, "local_devices", lambda: devices)
+    monkeypatch.setattr(rk.devices, "cpu_flags", lambda: flags)
+    if expected == "mixed_bfloat16" and keras.backend.backend() == "jax":
+        expected = "float32"  # JAX's CPU bfloat16 is not measured (`catalog.BF16_CPU_BACKENDS`)
     assert rk.set_precision("auto") == expected
-    assert rk.build_resnet(8).get_layer("stem_conv").compute_dtype == ("float16" if devices[0] == "gpu:0" else
-                                                                       "float32")
+    assert rk.build_resnet(8).get_layer("stem_conv").compute_dtype == expected.replace("mixed_", "")
 
 
 # mixed_float16 trains on the resident pipeline, as a GPU can: its uint8 images are not autocast under loss scaling.

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 
+from resnet_keras.cpu import cpu_flags, cpu_model
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import write_json
 
@@ -53,7 +54,7 @@ def data_key(s, root):
 def probe(runs, root=".", measure=False, timeout=900):
     """Ask a child process about this machine and the inputs of `runs`.
 
-    Returns {"backend", "gpu", "classes": {data key: per-class train counts},
+    Returns {"backend", "gpu", "cpu_flags", "classes": {data key: per-class train counts},
     "missing": {data key, or "imagenet": why it is missing and the fix}} and,
     with `measure`, "img_per_s" (ResNet-20 training at batch 128) and
     "startup_s" (import, build and first compiled step). Raises ConfigError
@@ -100,6 +101,7 @@ def blocked_runs(runs, machine, root="."):
 BACKEND_PACKAGES = ("keras", "tensorflow", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt", "torch")
 MACHINE_FILE = ".machine.json"  # in the outputs folder
 SPEED = ("img_per_s", "startup_s")  # what `probe(measure=True)` adds
+REMEMBERED = ("backend", "gpu", "cpu_flags", *SPEED)  # what `remember` keeps of the answer
 
 
 def _keras_home():
@@ -108,7 +110,8 @@ def _keras_home():
 
 
 def fingerprint():
-    """What decides the probe's backend and GPU answer, read in milliseconds without importing Keras."""
+    """What decides the probe's answer (backend, GPU, CPU flags, speed), read in milliseconds without importing
+    Keras."""
     home = _keras_home()
     try:
         with open(os.path.join(home, "keras.json")) as f:
@@ -122,7 +125,8 @@ def fingerprint():
         except importlib.metadata.PackageNotFoundError:
             pass
     return {"python": sys.executable, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND"), "keras.json": config,
-            "packages": versions, "gpus": nvidia_gpus(), "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
+            "packages": versions, "gpus": nvidia_gpus(), "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "cpu": [cpu_model(), cpu_flags()]}
 
 
 def remembered(outputs):
@@ -138,14 +142,14 @@ def remembered(outputs):
         return None
     if not isinstance(saved, dict) or saved.get("fingerprint") != fingerprint():
         return None
-    return {k: saved[k] for k in ("backend", "gpu", *SPEED) if k in saved}
+    return {k: saved[k] for k in REMEMBERED if k in saved}
 
 
 def remember(outputs, machine):
     """Record `probe`'s backend, GPU and speed answer with the fingerprint it holds for (after Keras wrote its
     config)."""
     write_json(os.path.join(outputs, MACHINE_FILE),
-               {**{k: machine[k] for k in ("backend", "gpu", *SPEED) if k in machine}, "fingerprint": fingerprint()})
+               {**{k: machine[k] for k in REMEMBERED if k in machine}, "fingerprint": fingerprint()})
 
 
 def nvidia_gpus():
@@ -250,7 +254,8 @@ def _child(request):
 
     from resnet_keras import data, devices
 
-    answer = {"backend": keras.backend.backend(), "gpu": devices.has_gpu(), "classes": {}, "missing": {}}
+    answer = {"backend": keras.backend.backend(), "gpu": devices.has_gpu(), "cpu_flags": devices.cpu_flags(),
+              "classes": {}, "missing": {}}
     for name, data_dir, label_mode in request["data"]:
         key = json.dumps([name, data_dir, label_mode])
         try:

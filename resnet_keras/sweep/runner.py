@@ -82,9 +82,10 @@ def run_dir(outputs, run):
 def run_hash(run, machine, root="."):
     """Hash of what determines a run's results before it runs: notebook, parameters, backend, precision.
 
-    `machine` is `preflight.probe`'s answer: the Keras backend, and whether it
-    sees a GPU, which decides what precision "auto" means (a run finished in
-    float32 on a CPU is not reused on a GPU, where "auto" is mixed float16).
+    `machine` is `preflight.probe`'s answer: the Keras backend, whether it
+    sees a GPU and the CPU's flags, which decide what precision "auto" means
+    (a run finished in float32 on a CPU is not reused on a GPU, where "auto"
+    is mixed float16, nor on a CPU with bfloat16 instructions).
     The package code a run executed is known once it ran: its record lists
     those modules with their digests, and `is_complete` checks them too.
     """
@@ -100,7 +101,8 @@ def _notebook_bytes(run, root):
 
 
 def _precision(run, machine):
-    return resolve_precision(run.settings.get("precision", "float32"), machine["gpu"])
+    return resolve_precision(run.settings.get("precision", "float32"), machine["gpu"], machine["backend"],
+                             machine.get("cpu_flags"))
 
 
 def changed_modules(sources):
