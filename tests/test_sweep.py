@@ -402,7 +402,7 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
     assert (f"| Q1 | CIFAR-10 | ResNet-8 | Adam | 16 | **{100 * q1['test_accuracy']:.2f}%** | "
             f"{100 * q1['best_val_accuracy']:.2f}% | 1 | {q1['epoch_time_s']:.0f} s* | "
             f"[report]({prefix}/{SMOKE_RUNS[0]}/report.html) |") in text
-    assert f"* {q1['device']}, {q1['backend']}, float32; CPU flags: " in text
+    assert f"* {q1['device']}, {q1['backend']}, {q1['precision']}; CPU flags: " in text
     assert "which states about 80% validation accuracy after 20 epochs" in text
     assert (results / "q2" / "val_accuracy_cifar10.png").stat().st_size > 1000
     assert f"({prefix}/q2/val_accuracy_cifar10.png)" in text and "`make sweep ONLY=q3_transfer`" in text
