@@ -27,7 +27,11 @@ def test_a_committed_model_reproduces_its_recorded_test_accuracy(run):
     model = rk.load_h5(os.path.join(folder, "model.h5"))
     accuracy = rk.evaluate(model, data.x_test, data.y_test)["accuracy"]
     # The same weights and images, evaluated again: only float sums in another order may differ, which can flip
-    # a prediction whose two best classes tie to rounding. Two images of 10,000 at most.
-    assert abs(accuracy - entry["results"]["test_accuracy"]) <= 2 / len(data.y_test), (run, accuracy)
+    # a prediction whose two best classes tie to rounding. Two images of 10,000 at most in float32. A model that
+    # computes in bfloat16 rounds every activation to 8 bits of mantissa, so kernels that sum in another order
+    # (another backend, another CPU) flip more: the Q1 model trained on the torch backend in mixed bfloat16 scored
+    # 8008 of 10,000 there, 8007 on TensorFlow and 8005 on JAX (2026-12-06). Ten images at most.
+    flips = 10 if "bfloat16" in (entry["results"].get("precision") or "") else 2
+    assert abs(accuracy - entry["results"]["test_accuracy"]) <= flips / len(data.y_test), (run, accuracy)
     assert entry["results"]["test_accuracy"] > 0.2  # a trained model, not a placeholder
 
