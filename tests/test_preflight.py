@@ -93,11 +93,11 @@ def test_estimate_scales_finished_runs_times_by_their_work():
     # 10 epochs of ResNet-20 took 1,010 s here: 1,000 s of training, 10 s of overhead.
     todo = run_of(depth=56, epochs=20)
     expected = 10 + 1000 * 2 * 56 / 20
-    assert estimate([todo], machine, REPO, finished=[(done, 1010.0)]) == pytest.approx(expected)
+    assert estimate([todo], machine, REPO, finished=[(done, 1010.0, 0)]) == pytest.approx(expected)
     # A run resumed after 5 of its 10 epochs trained half of them in its 510 s; one resuming after 15 of its 20
     # epochs has a quarter of its work left.
     assert estimate([todo], machine, REPO, finished=[(done, 510.0, 5)]) == pytest.approx(expected)
-    assert estimate([todo], machine, REPO, [(done, 1010.0)], resumed={todo.key: 15}) == pytest.approx(
+    assert estimate([todo], machine, REPO, [(done, 1010.0, 0)], resumed={todo.key: 15}) == pytest.approx(
         10 + 1000 * 2 * 56 / 20 / 4)
     measured = {**machine, "img_per_s": 500.0}
     # The study notebook holds 10% of the train set out for validation by default: 45,000 images.

@@ -121,7 +121,7 @@ def test_a_long_plan_is_told_what_is_quicker_with_estimates_as_the_sweeps(in_rep
     args = argparse.Namespace(profile="full", params="params", dry_run=False)
     assert quicker(LONG_S, machine, runs, args) == []  # not long: nothing to say
     q1 = [r for r in runs if r.question == "q1"]
-    finished = [(q1[0], 3600.0)]  # Q1 took an hour here: the estimates follow that speed
+    finished = [(q1[0], 3600.0, 0)]  # Q1 took an hour here: the estimates follow that speed
     lines = quicker(2 * LONG_S, machine, runs, args, finished)
     assignment = [r for r in runs if r.question in ("q1", "q2")]
     assert lines[1] == (f"  make sweep ONLY='q1_scratch q2_grid'  the assignment alone: about "

@@ -215,7 +215,7 @@ def work(s, class_counts):
 def estimate(runs, machine, root=".", finished=(), resumed=None):
     """Seconds that `runs` will take one at a time on this machine.
 
-    `finished`: (run, elapsed seconds[, epochs an earlier attempt did]) of
+    `finished`: (run, elapsed seconds, epochs an earlier attempt did) of
     runs completed here on the same backend and precision (the sweep passes
     those of `MIN_CALIBRATION_S` or more); when there are any, their times
     calibrate the speed, else the speed `machine` measured
@@ -230,8 +230,8 @@ def estimate(runs, machine, root=".", finished=(), resumed=None):
     # probe's own start-up, which has all but the kernel, the data and the report).
     overhead = 2 * machine.get("startup_s", 10.0)
     if finished:
-        spent = sum(max(entry[1] - overhead, 1.0) for entry in finished)
-        speed = sum(run_work(entry[0], (entry[2:] or (0,))[0]) for entry in finished) / spent
+        spent = sum(max(elapsed - overhead, 1.0) for _, elapsed, _ in finished)
+        speed = sum(run_work(run, before) for run, _, before in finished) / spent
     else:
         speed = machine["img_per_s"]
     return sum(overhead + run_work(r, (resumed or {}).get(r.key, 0)) / speed for r in runs)

@@ -296,7 +296,7 @@ def execute_run(run, outputs, digest, root="."):
             for entry in os.listdir(folder):  # parameters or executed code changed: do not resume
                 path = os.path.join(folder, entry)
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    resumed_after = resumes_after(folder, digest)
+    resumed_after = _committed_epoch(folder)  # 0 when it starts again: its checkpoints went above
     write_json(plan_file, {"hash": digest, "sources": {m: source_digest(m) for m in package_modules()},
                            "run": run.key, "parameters": run.parameters})
     with _stderr_to(os.path.join(folder, products.KERNEL_LOG)):  # TensorFlow's C++ logs, kept out of the terminal
@@ -415,7 +415,7 @@ def run_sweep(runs, outputs="outputs", jobs=1, force=False, root=".", executor=N
         return records
     if "classes" not in machine:  # remembered, not probed (`preflight.remembered`): check the inputs, measure
         machine = probe(runs, root, measure=True)
-    finished = [entry for entry in finished if entry[1] >= MIN_CALIBRATION_S]
+    finished = [(run, elapsed, before) for run, elapsed, before in finished if elapsed >= MIN_CALIBRATION_S]
     resumed = {run.key: resumes_after(run_dir(outputs, run), digest) for run, digest in todo}
     for run, _ in todo:
         state, reason = states[run.key]
