@@ -4,10 +4,12 @@
     KERAS_BACKEND=torch make precision-check
 
 `precision: auto` may pick mixed bfloat16 on a CPU only if it trains the same
-(issue: CPU speed against PyTorch at its best): this trains the notebooks' Q1
-run (ResNet-20, Adam) on the `quick` profile of `params/q1_scratch.yaml` (a
-class-balanced subset of the real CIFAR-10, a few epochs) once per precision
-and seed, each in a fresh process, alternating the precisions, and compares
+(issue: CPU speed against PyTorch at its best): this runs the Q1 notebook
+(ResNet-20, Adam) on the `quick` profile of `params/q1_scratch.yaml` (a
+class-balanced subset of the real CIFAR-10, a few epochs) through the script
+runner (`python -m resnet_keras.sweep.script`), so it trains exactly the
+notebook's run, once per precision and seed, each in a fresh process,
+alternating the precisions, and compares
 the test accuracies. It passes (exit 0) when the mean of mixed bfloat16's is
 within twice the seed-to-seed standard deviation of float32's from float32's
 mean; otherwise it exits 1. Each run's figures and the verdict go to
@@ -28,34 +30,30 @@ ROOT = os.path.dirname(HERE)
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
-def quick_q1():
-    """The Q1 run's parameters on the quick profile (notebook defaults, then the params file's, then the profile's)."""
-    import yaml
-
-    with open(os.path.join(ROOT, "params", "q1_scratch.yaml")) as f:
-        spec = yaml.safe_load(f)
-    return {**spec["parameters"], **spec["profiles"]["quick"]}
-
-
-def _train(precision, seed, data_dir):
-    """One run in this process: {test_accuracy, best_val_accuracy, epoch_s (median)}."""
+def q1_quick():
+    """The Q1 run of the quick profile, as the sweep plans it (`question/run` key, parameters)."""
     sys.path.insert(0, ROOT)
-    import resnet_keras as rk
+    from resnet_keras.sweep.params import plan
 
-    p = quick_q1()
-    rk.set_seed(seed)
-    rk.set_precision(precision)
-    data = rk.load_dataset(p["dataset"], data_dir or None, validation_split=p["validation_split"],
-                           per_class=p["per_class"], test_per_class=p["test_per_class"])
-    mean, std = data.channel_stats()
-    model = rk.build_resnet(p["depth"], data.num_classes, mean=mean, std=std)
+    run = next(r for r in plan(os.path.join(ROOT, "params"), "quick", ROOT) if r.question == "q1")
+    return run.key, run.parameters
+
+
+def _train(key, precision, seed, data_dir):
+    """Run `key` of the quick profile in a fresh process (the script runner): its figures, or {"error": last line}."""
     with tempfile.TemporaryDirectory() as out:
-        history = rk.train(model, data, out, epochs=p["epochs"], batch_size=p["batch_size"],
-                           optimizer=p["optimizer"], learning_rate=p["learning_rate"], seed=seed, verbose=0,
-                           save_best=False)
-    test = rk.evaluate(model, data.x_test, data.y_test)
-    return {"test_accuracy": float(test["accuracy"]), "best_val_accuracy": float(history["val_accuracy"].max()),
-            "epoch_s": float(history["time_s"].median())}
+        command = [sys.executable, "-m", "resnet_keras.sweep.script", key, "--profile", "quick", "--out-dir", out,
+                   "-p", f"precision={precision}", "-p", f"seed={seed}"]
+        if data_dir:
+            command += ["-p", f"data_dir={data_dir}"]
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg"})
+        if proc.returncode:
+            return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+        with open(os.path.join(out, "results.json")) as f:
+            results = json.load(f)
+    return {"test_accuracy": results["test_accuracy"], "best_val_accuracy": results["best_val_accuracy"],
+            "epoch_s": results["epoch_time_s"], "precision_used": results["precision"]}
 
 
 def verdict(runs):
@@ -75,12 +73,7 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds per precision (default 0 1 2)")
     ap.add_argument("--data-dir", default="", help="CIFAR in the official python layout (default: as the notebooks "
                     "find it: $RESNET_KERAS_DATA, else Keras' cache)")
-    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.worker:
-        precision, seed, data_dir = args.worker
-        print(json.dumps(_train(precision, int(seed), data_dir)), flush=True)
-        return 0
     if len(args.seeds) < 2:
         print(f"precision-check: seeds={args.seeds} gives no spread; use two or more", file=sys.stderr)
         return 2
@@ -91,27 +84,25 @@ def main():
     from resnet_keras.devices import cpu_flags, cpu_model
     from resnet_keras.errors import ConfigError
 
+    key, parameters = q1_quick()
     try:  # the data first: missing, it is one line, before any training
-        load_dataset(quick_q1()["dataset"], args.data_dir or None, per_class=1, test_per_class=1)
+        load_dataset(parameters["dataset"], args.data_dir or None, per_class=1, test_per_class=1)
     except ConfigError as e:
         print(f"precision-check: {e}", file=sys.stderr)
         return 2
 
     backend = keras.backend.backend()
     print(f"precision-check: {backend}, {cpu_model()}, flags {' '.join(cpu_flags()) or 'none'}; "
-          f"Q1 quick profile: {quick_q1()}", flush=True)
+          f"{key} on the quick profile: {parameters}", flush=True)
     runs = []
     for i, seed in enumerate(args.seeds):
         for precision in (PRECISIONS if i % 2 == 0 else PRECISIONS[::-1]):  # alternate which goes first
             start = time.time()
-            proc = subprocess.run([sys.executable, __file__, "--worker", precision, str(seed), args.data_dir],
-                                  capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-            run = {"precision": precision, "seed": seed, "wall_s": round(time.time() - start, 1)}
-            if proc.returncode:
-                run["error"] = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            run = {"precision": precision, "seed": seed, **_train(key, precision, seed, args.data_dir),
+                   "wall_s": round(time.time() - start, 1)}
+            if "error" in run:
                 print(f"  {precision} seed {seed}: failed: {run['error']}", flush=True)
             else:
-                run.update(json.loads(proc.stdout.strip().splitlines()[-1]))
                 print(f"  {precision} seed {seed}: test accuracy {run['test_accuracy']:.4f}, best validation "
                       f"{run['best_val_accuracy']:.4f}, {run['epoch_s']:.1f} s/epoch", flush=True)
             runs.append(run)
@@ -121,8 +112,8 @@ def main():
     from resnet_keras.files import write_json
 
     write_json(os.path.join(ROOT, "outputs", "bench", "precision.json"),
-               {"backend": backend, "cpu_model": cpu_model(), "cpu_flags": cpu_flags(), "parameters": quick_q1(),
-                "runs": runs, "stats": stats, "trains_the_same": same})
+               {"backend": backend, "cpu_model": cpu_model(), "cpu_flags": cpu_flags(), "run": key,
+                "parameters": parameters, "runs": runs, "stats": stats, "trains_the_same": same})
     if same is None:
         print("precision-check: too few runs finished to compare")
         return 1

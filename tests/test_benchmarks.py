@@ -6,7 +6,7 @@ import sys
 from conftest import REPO
 
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-from precision_check import quick_q1, verdict  # noqa: E402
+from precision_check import q1_quick, verdict  # noqa: E402
 
 
 def _runs(f32, bf16):
@@ -24,6 +24,8 @@ def test_precision_check_passes_within_two_standard_deviations_of_float32_and_fa
     assert verdict(_runs([0.40, 0.42], [0.30, None, 0.31]))[1] is False  # a failed run is left out
 
 
-def test_precision_check_trains_q1_on_its_quick_profile():
-    run = quick_q1()
-    assert run["depth"] == 20 and run["optimizer"] == "adam" and run["per_class"] and run["epochs"] <= 5
+def test_precision_check_trains_the_q1_run_of_the_quick_profile():
+    key, parameters = q1_quick()
+    assert key == "q1/cifar10-resnet20-adam"
+    assert parameters["depth"] == 20 and parameters["optimizer"] == "adam" and parameters["epochs"] <= 5
+    assert parameters["per_class"] and parameters["test_per_class"]  # a subset of the real data, not all of it
