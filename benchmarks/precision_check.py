@@ -27,12 +27,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)  # the package of this checkout
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def q1_quick():
     """The Q1 run of the quick profile, as the sweep plans it (`question/run` key, parameters)."""
-    sys.path.insert(0, ROOT)
     from resnet_keras.sweep.params import plan
 
     run = next(r for r in plan(os.path.join(ROOT, "params"), "quick", ROOT) if r.question == "q1")
@@ -77,7 +77,6 @@ def main():
     if len(args.seeds) < 2:
         print(f"precision-check: seeds={args.seeds} gives no spread; use two or more", file=sys.stderr)
         return 2
-    sys.path.insert(0, ROOT)
     import keras
 
     from resnet_keras.data import load_dataset
