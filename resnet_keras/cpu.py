@@ -5,7 +5,6 @@ any backend starts (`sweep.preflight.fingerprint`), and "auto" precision
 depends on them (`catalog.resolve_precision`).
 """
 
-import os
 
 # The vector-unit flags that decide CPU figures (3x between hosts with and without AVX-512), as `lscpu` lists them.
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
@@ -26,10 +25,6 @@ def vector_unit():
     """The CPU's widest vector unit, in words: "AVX-512", "AVX2" or "no AVX2"."""
     flags = cpu_flags()
     return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-
-
-def cores():
-    return os.cpu_count()
 
 
 def _cpuinfo(key):

@@ -170,12 +170,18 @@ def save_h5(model, path):
 
 
 def load_h5(path, compile=False):
-    """Load a `.h5` model in Keras' safe mode (no deserialised Python code).
+    """Load a `.h5` model in Keras' safe mode (no deserialised Python code), in this backend's layout.
+
+    A model saved channels first (trained on PyTorch) comes back channels last
+    on TensorFlow and JAX (`models.channels_last`), where channels-first
+    convolutions run slower or, on TensorFlow without oneDNN, not at all. On
+    PyTorch a model comes back as saved: channels last runs there too.
 
     Args:
         path: a model file written by `save_h5` (the package's layers are
             registered here).
-        compile: restore the training configuration too.
+        compile: restore the training configuration too; the model then
+            comes back as saved, in its own layout.
     Returns:
         the `keras.Model`.
     Raises:
@@ -184,6 +190,9 @@ def load_h5(path, compile=False):
     import keras
 
     import resnet_keras.layers  # noqa: F401 (registers the package's own layers, which saved models name)
+    from resnet_keras.blocks import native_data_format
+    from resnet_keras.models import channels_last
 
     check_hdf5("model", path, "the path of an intact .h5 model file")
-    return keras.models.load_model(path, compile=compile, safe_mode=True)
+    model = keras.models.load_model(path, compile=compile, safe_mode=True)
+    return channels_last(model) if native_data_format() == "channels_last" and not compile else model

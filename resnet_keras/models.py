@@ -7,7 +7,8 @@ bias; Keras' Glorot uniform starts with logits about twice as large).
 Every model takes raw RGB pixels `(batch, h, w, 3)` in [0, 255] and normalises
 them itself, so a saved `.h5` needs no preprocessing code to be used. On the
 PyTorch backend the network then runs channels first, PyTorch's own layout
-(`blocks.native_data_format`); the weights are the same in either layout.
+(`blocks.native_data_format`); the weights are the same in either layout, and
+`channels_last` turns such a model into one that runs channels last.
 Models end in a layer of logits (`"logits"`) followed by a softmax
 (`"predictions"`): they output probabilities, and training computes the loss
 from the logits (`training.training_model`), which is stable on every backend. The transfer
@@ -175,3 +176,54 @@ def count_params(model):
 def count_weight_layers(model):
     """Convolution and dense layers of `model`, an int: the paper's "layers" (ResNet-20: 20 with option A)."""
     return sum(isinstance(layer, (layers.Conv2D, layers.Dense)) for layer in model.layers)
+
+
+def channels_last(model):
+    """`model` computing channels last, with the same weights: a copy, or `model` itself where it already does.
+
+    A model built on the PyTorch backend runs channels first. TensorFlow cannot
+    run such convolutions on CPUs without oneDNN (ARM: "Conv2D op currently
+    only supports the NHWC tensor format on the CPU"), and runs them slower
+    where it can: a ResNet-44 trained on PyTorch took 22 s on CIFAR-10's test
+    set as saved against 14 s channels last (TensorFlow, 2-core AMD EPYC).
+    The copy drops the `to_channels_first` permutation, gives every layer that
+    has a `data_format` the channels-last one and moves batch norm's axis last;
+    kernels have the same shapes in both layouts. Nested functional models
+    (the transfer model's base) are converted too.
+
+    Args:
+        model: a functional Keras model, such as a builder's here.
+    Returns:
+        a functional `keras.Model` with the same inputs, outputs and weights
+        that computes the same function (up to float rounding), uncompiled.
+    """
+    if not any(getattr(layer, "data_format", None) == "channels_first" for layer in _layers(model)):
+        return model
+
+    def clone(layer):
+        if isinstance(layer, keras.Model):
+            return channels_last(layer)
+        config = layer.get_config()
+        if config.get("data_format") == "channels_first":
+            config["data_format"] = "channels_last"
+        if isinstance(layer, layers.BatchNormalization) and config["axis"] in (1, [1]):
+            config["axis"] = -1
+        return layer.__class__.from_config(config)
+
+    def call(layer, *args, **kwargs):
+        permute = isinstance(layer, layers.Permute) and tuple(layer.dims) == (3, 1, 2)
+        return args[0] if permute else layer(*args, **kwargs)
+
+    new = keras.models.clone_model(model, clone_function=clone, call_function=call)
+    for layer in model.layers:
+        if layer.weights and not isinstance(layer, keras.Model):
+            new.get_layer(layer.name).set_weights(layer.get_weights())
+    return new
+
+
+def _layers(model):
+    """Every layer of `model`, those of its nested models included."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)

@@ -45,6 +45,43 @@ def test_folded_model_predicts_what_the_trained_model_predicts(family, depth, kw
     assert fast.count_params() < model.count_params()  # the moving statistics are gone
 
 
+def layouts(model):
+    """The data formats of `model`'s layers, those of nested models included."""
+    return {layer.data_format for layer in model._flatten_layers() if hasattr(layer, "data_format")}
+
+
+@pytest.mark.parametrize("family,depth,kwargs", [
+    ("resnet", 8, {"shortcut": "zero_pad"}),
+    ("preact", 8, {"shortcut": "projection"}),
+    ("plain", 8, {}),
+    ("imagenet", 18, {}),
+])
+def test_a_model_saved_channels_first_loads_in_the_backends_layout_and_predicts_the_same(family, depth, kwargs,
+                                                                                         tmp_path):
+    """A model trained on PyTorch (channels first) serves on TensorFlow and JAX in their layout, channels last,
+    which TensorFlow without oneDNN needs; on PyTorch it comes back as saved."""
+    saved = with_trained_statistics(rk.build_model(family, depth, data_format="channels_first", **kwargs))
+    rk.save_h5(saved, str(tmp_path / "model.h5"))
+    loaded = rk.load_h5(str(tmp_path / "model.h5"))
+    native = rk.blocks.native_data_format()
+    assert layouts(loaded) == {native}
+    assert any(layer.name == "to_channels_first" for layer in loaded.layers) == (native == "channels_first")
+    x = pixels(4)
+    np.testing.assert_allclose(loaded.predict_on_batch(x), saved.predict_on_batch(x), rtol=1e-4, atol=1e-6)
+    assert loaded.count_params() == saved.count_params()
+
+
+def test_channels_last_converts_nested_models_and_leaves_a_channels_last_model_as_it_is():
+    inner = with_trained_statistics(rk.build_resnet(8, data_format="channels_first"))
+    x = keras.Input((32, 32, 3))
+    outer = keras.Model(x, inner(x))
+    last = rk.models.channels_last(outer)
+    assert layouts(outer) == {"channels_first"} and layouts(last) == {"channels_last"}
+    np.testing.assert_allclose(last.predict_on_batch(pixels(4)), outer.predict_on_batch(pixels(4)), rtol=1e-4,
+                               atol=1e-6)
+    assert rk.models.channels_last(last) is last
+
+
 def test_transfer_model_folds_its_nested_base():
     model = with_trained_statistics(rk.build_transfer_model(10, weights=None))
     fast = rk.inference_model(model)

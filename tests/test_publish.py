@@ -62,6 +62,8 @@ def test_published_model_is_plain_keras_and_predicts_what_the_runs_model_predict
     assert {"config.json", "metadata.json", "model.weights.h5"} <= set(os.listdir(hub))  # Keras' hf:// layout
     assert "resnet_keras" not in (hub / "config.json").read_text()  # no layer of this package: Keras alone loads it
     published = keras.saving.load_model(str(hub))
+    # Channels last whichever backend published it: the layout every backend runs.
+    assert {layer.data_format for layer in published.layers if hasattr(layer, "data_format")} == {"channels_last"}
     np.testing.assert_allclose(published.predict(pixels(), verbose=0),
                                rk.load_h5(str(run / "model.h5")).predict(pixels(), verbose=0), rtol=1e-5, atol=1e-6)
     assert json.loads((hub / "labels.json").read_text()) == CLASSES

@@ -102,6 +102,7 @@ def write_folder(run_dir, repo=None):
     import keras
 
     from resnet_keras.files import load_h5
+    from resnet_keras.models import channels_last
 
     run_dir = os.path.normpath(run_dir)
     results = read_json_object(os.path.join(run_dir, products.RESULTS))
@@ -110,7 +111,8 @@ def write_folder(run_dir, repo=None):
                           f"run it first (make sweep, or make run RUN=...)")
     settings = read_json_object(os.path.join(run_dir, products.RECORD)).get("settings", {})
     facts = {**settings, **results}
-    model = plain_keras_model(load_h5(os.path.join(run_dir, products.MODEL)))
+    # Channels last, whichever backend trained it or publishes it: every backend runs that layout.
+    model = plain_keras_model(channels_last(load_h5(os.path.join(run_dir, products.MODEL))))
     classes = facts.get("class_names") or [f"class {i}" for i in range(model.output_shape[-1])]
 
     final = os.path.join(run_dir, HUB)
