@@ -130,6 +130,8 @@ def load(results="results"):
 
 def draw(results="results", readme="README.md", params_dir="params", profile="full"):
     """Draw `results/README.md`, the paper's table and figures, and the README's block; return the block."""
+    from matplotlib.ticker import MaxNLocator
+
     from resnet_keras import plots, report
 
     refs = load(results)
@@ -140,6 +142,8 @@ def draw(results="results", readme="README.md", params_dir="params", profile="fu
         done = {n: e for n, e in refs["q2"].items() if e["settings"].get("dataset") == dataset}
         fig = plots.plot_overlay({_q2_label(e): e["history"] for e in done.values()}, "val_accuracy",
                                  f"Q2 on {report.DATASET_NAMES.get(dataset, dataset)}: validation accuracy per epoch")
+        for ax in fig.axes:  # epochs are whole numbers
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         plots.save_figure(fig, os.path.join(results, "q2", f"val_accuracy_{dataset}.png"))
     for question, done in refs.items():
         if question == "paper":
