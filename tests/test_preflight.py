@@ -12,7 +12,7 @@ from resnet_keras import files, products
 from resnet_keras.catalog import resolve_precision
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import source_digest
-from resnet_keras.sweep import is_complete, run_hash, run_sweep
+from resnet_keras.sweep import is_complete, run_hash, run_sweep, sources
 from resnet_keras.sweep.params import Run, notebook_parameters
 from resnet_keras.sweep.preflight import (
     GPU_SHARING,
@@ -204,26 +204,77 @@ def test_a_finished_run_depends_only_on_the_code_of_the_package_modules_it_execu
     package = tmp_path / "resnet_keras"
     shutil.copytree(files.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(files, "PACKAGE_DIR", str(package))
-    source_digest.cache_clear()
+    sources.definitions.cache_clear()
     folder = tmp_path / "run"
     folder.mkdir()
     for product in products.COMPLETE:
         (folder / product).write_text("x")
     executed = ["resnet_keras", "resnet_keras.models", "resnet_keras.training"]  # as a notebook records them
     (folder / "record.json").write_text(json.dumps({"status": "ok", "hash": "h",
-                                                     "sources": {m: source_digest(m) for m in executed}}))
+                                                     "sources": sources.digests(executed)}))
     assert is_complete(str(folder), "h") and not is_complete(str(folder), "another")
     edits = [("app.py", "\nX = 1\n", False), ("index.py", "\nX = 1\n", False),  # code no run executes
              ("training.py", "\n# a comment\n", False), ("training.py", "\n\n\n", False),
-             ("training.py", "\ndef f():\n    'a docstring'\n", True),  # a new function is code
+             ("training.py", "\ndef f():\n    'a function the run cannot have called'\n", False),
+             ("training.py", "\nX = 1\n", True),  # a module-level statement is code the run executed
              ]
     try:
         for edited, text, invalidates in edits:
             with open(package / edited, "a") as f:
                 f.write(text)
-            source_digest.cache_clear()  # a new sweep reads the sources again
+            sources.definitions.cache_clear()  # a new sweep reads the sources again
             assert is_complete(str(folder), "h") is not invalidates, (edited, text)
     finally:
+        sources.definitions.cache_clear()
+
+
+MODULE = '''import os
+
+A = 1
+
+
+def f():
+    return A
+
+
+class C:
+    def g(self):
+        return os.sep
+'''
+DOCUMENTED = MODULE.replace("def f():", "def f():\n    \"\"\"A docstring.\"\"\"") + "# a comment\n"
+
+
+@pytest.mark.parametrize("edited, changes", [
+    (DOCUMENTED, False),
+    (MODULE + "\n\ndef h():\n    return 2\n\n\nclass D(C):\n    pass\n", False),  # new definitions
+    (MODULE.replace("return A", "return A + 1"), True),  # a function's body
+    (MODULE.replace("return os.sep", "return os.pathsep"), True),  # a method's
+    (MODULE.replace("def f():\n    return A\n", ""), True),  # a function removed
+    (MODULE.replace("A = 1", "A = 2"), True),  # a constant
+    (MODULE.replace("import os", "import os\nimport sys"), True),  # an import
+    (MODULE + "\nf = staticmethod(f)\n", True),  # a name rebound at module level
+])
+def test_a_record_keeps_the_code_of_each_definition_and_only_definitions_added_since_leave_it_current(
+        tmp_path, monkeypatch, edited, changes):
+    monkeypatch.setattr(files, "PACKAGE_DIR", str(tmp_path))
+    module = tmp_path / "m.py"
+    module.write_text(MODULE)
+    sources.definitions.cache_clear()
+    source_digest.cache_clear()
+    kept, whole = sources.definitions("resnet_keras.m"), source_digest("resnet_keras.m")
+    assert set(kept) == {sources.MODULE_LEVEL, "f", "C"}
+    module.write_text(edited)
+    sources.definitions.cache_clear()
+    source_digest.cache_clear()
+    try:
+        assert sources.changed({"resnet_keras.m": kept}) == (["resnet_keras.m"] if changes else [])
+        # a record of one digest per module, as written before, sees any change of code, new definitions too
+        assert sources.changed({"resnet_keras.m": whole}) == ([] if edited == DOCUMENTED else ["resnet_keras.m"])
+        module.unlink()
+        sources.definitions.cache_clear()
+        assert sources.changed({"resnet_keras.m": kept}) == ["resnet_keras.m"]  # the module is gone
+    finally:
+        sources.definitions.cache_clear()
         source_digest.cache_clear()
 
 
@@ -244,7 +295,7 @@ def test_a_docstring_edit_leaves_the_digest_and_a_code_edit_changes_it(tmp_path,
     assert digests[0] == digests[1] == digests[2] and len(set(digests[2:])) == 3, digests
 
 
-def test_a_record_of_text_digests_stays_current_and_is_upgraded_once(tmp_path):
+def test_a_record_of_one_digest_per_module_stays_current_and_is_upgraded_once(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
     for product in products.COMPLETE:
@@ -254,7 +305,10 @@ def test_a_record_of_text_digests_stays_current_and_is_upgraded_once(tmp_path):
                                                      "sources": {m: files.text_digest(m) for m in executed}}))
     assert is_complete(str(folder), "h")  # the text is unchanged since the record
     record = json.loads((folder / "record.json").read_text())
-    assert record["sources"] == {m: source_digest(m) for m in executed} and record["status"] == "ok"
+    assert record["sources"] == sources.digests(executed) and record["status"] == "ok"
+    (folder / "record.json").write_text(json.dumps({**record, "sources": {m: source_digest(m) for m in executed}}))
+    assert is_complete(str(folder), "h")  # a record of syntax-tree digests too
+    assert json.loads((folder / "record.json").read_text())["sources"] == sources.digests(executed)
     (folder / "record.json").write_text(json.dumps({"status": "ok", "hash": "h",
                                                      "sources": {m: "0" * 16 for m in executed}}))
     assert not is_complete(str(folder), "h")  # the text changed since: it reruns

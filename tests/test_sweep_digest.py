@@ -1,7 +1,8 @@
 """A finished run is redone only when something that can change its result changed, and the sweep says why.
 
 The sweep runs in a copy of the project with its own copy of the package (`copy_project(package=True)`), which
-the tests edit: a comment or a docstring changes no result, code does, and only in the runs that executed it.
+the tests edit: a comment, a docstring or a new function changes no result, code does, and only in the runs that
+executed it.
 """
 
 import subprocess
@@ -42,11 +43,12 @@ def project(tmp_path_factory):
     return root
 
 
-def test_comment_docstring_and_other_module_edits_leave_finished_runs_up_to_date(project):
+def test_comments_docstrings_new_functions_and_other_modules_leave_finished_runs_up_to_date(project):
     edit(project, "training.py", "\nimport ", "\n# a comment that changes nothing\nimport ")
     edit(project, "checkpoint.py", '"""What keeps a long run safe', '"""What keeps a long, long run safe')
     edit(project, "transfer.py", "\n\n\ndef ", "\n\n\n\ndef ")  # formatting only
     edit(project, "share/app.py", "\nimport ", "\nUNUSED_BY_RUNS = 1\nimport ")  # code, but no run executes the demo
+    edit(project, "models.py", "\n\n\ndef ", "\n\n\ndef a_new_function():\n    return 1\n\n\ndef ")  # no run called it
     planned = sweep(project, "--dry-run")
     assert all(f"up to date  {key}" in planned for key in [Q1, *Q3]), planned
     out = sweep(project)

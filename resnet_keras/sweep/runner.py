@@ -52,12 +52,10 @@ from resnet_keras.files import (
     atomic_path,
     package_modules,
     read_json_object,
-    source_digest,
-    text_digest,
     write_json,
     write_text,
 )
-from resnet_keras.sweep import cluster
+from resnet_keras.sweep import cluster, sources
 from resnet_keras.sweep.params import plan
 from resnet_keras.sweep.preflight import (
     MIN_CALIBRATION_S,
@@ -105,27 +103,18 @@ def _precision(run, machine):
                              machine.get("cpu_flags"))
 
 
-def changed_modules(sources):
-    """The modules of `sources` ({module: digest}, as a record holds them) whose code differs now, sorted.
-
-    A digest of the module's text (what records held before `source_digest`
-    digested the syntax tree) counts as current while the text is unchanged.
-    """
-    return sorted(m for m, d in sources.items() if source_digest(m) != d and text_digest(m) != d)
-
-
 def _current(record, digest):
-    """True when a run's record was made with `digest` and the package modules it executed are unchanged."""
-    sources = record.get("sources")
-    return (record.get("hash") == digest and isinstance(sources, dict) and bool(sources)
-            and not changed_modules(sources))
+    """True when a run's record was made with `digest` and the package code it executed is unchanged."""
+    kept = record.get("sources")
+    return record.get("hash") == digest and isinstance(kept, dict) and bool(kept) and not sources.changed(kept)
 
 
 def is_complete(folder, digest):
     """True when every product of a finished run exists and its record is current (`_current`).
 
-    A current record that still holds text digests is upgraded, once, to the
-    syntax-tree digests, so that later comment edits leave it current.
+    A current record that still holds one digest per module is upgraded, once,
+    to the digests of each module's definitions (`sources`), so that later
+    additions to those modules leave it current.
     """
     if not all(os.path.isfile(os.path.join(folder, p)) for p in products.COMPLETE):
         return False
@@ -133,9 +122,9 @@ def is_complete(folder, digest):
     record = read_json_object(path)
     if not _current(record, digest):
         return False
-    upgraded = {m: source_digest(m) for m in record["sources"]}
+    upgraded = sources.upgrade(record["sources"])
     if upgraded != record["sources"]:
-        with contextlib.suppress(OSError):  # a read-only outputs folder: the text digests keep serving
+        with contextlib.suppress(OSError):  # a read-only outputs folder: the old digests keep serving
             write_json(path, {**record, "sources": upgraded})
     return True
 
@@ -170,7 +159,7 @@ def why(run, machine, outputs, root="."):
     missing = [p for p in products.COMPLETE if not os.path.isfile(os.path.join(folder, p))]
     if missing:
         return "to run", f"{', '.join(missing)} missing"
-    changed = changed_modules(record.get("sources") or {})
+    changed = sources.changed(record.get("sources") or {})
     return "to run", f"code changed in {', '.join(changed)}" if changed else "no record of the code it executed"
 
 
@@ -214,20 +203,22 @@ def resume_blocker(folder, digest):
 
     It resumes while its run hash is the one it started with and the package
     modules it has executed so far (its checkpoints list them) have the code
-    they had then; editing a comment, a docstring or any other module (the
-    demo, the index) leaves it free to resume.
+    they had then (`sources.changed`); editing a comment or a docstring,
+    adding a function, or editing any other module (the demo, the index)
+    leaves it free to resume.
     """
     planned = read_json_object(os.path.join(folder, products.PLAN))
     if planned.get("hash") != digest:
         return "parameters, notebook, backend or precision changed"
-    sources = planned.get("sources") or {}
+    kept = planned.get("sources") or {}
     executed = set()
     for resume in products.RESUME_FOLDERS:
         state = read_json_object(os.path.join(folder, resume, "state.json"))
         if state and "modules" not in state:
             return "its checkpoint does not list the code it executed (written by an earlier version)"
         executed |= set(state.get("modules", []))
-    changed = sorted(m for m in executed if m not in sources or source_digest(m) != sources[m])
+    unplanned = executed - set(kept)  # not in the package when the run started
+    changed = sorted(unplanned | set(sources.changed({m: kept[m] for m in executed - unplanned})))
     return f"code changed in {', '.join(changed)}" if changed else None
 
 
@@ -297,7 +288,7 @@ def execute_run(run, outputs, digest, root="."):
                 path = os.path.join(folder, entry)
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     resumed_after = _committed_epoch(folder)  # 0 when it starts again: its checkpoints went above
-    write_json(plan_file, {"hash": digest, "sources": {m: source_digest(m) for m in package_modules()},
+    write_json(plan_file, {"hash": digest, "sources": sources.digests(package_modules()),
                            "run": run.key, "parameters": run.parameters})
     with _stderr_to(os.path.join(folder, products.KERNEL_LOG)):  # TensorFlow's C++ logs, kept out of the terminal
         return _execute(run, folder, digest, root, resumed_after)
@@ -362,7 +353,7 @@ def _execute(run, folder, digest, root, resumed_after=0):
         write_json(os.path.join(folder, products.ERROR), record)
     else:
         modules = results.pop("modules", None) or ["resnet_keras"]
-        record.update(status="ok", results=results, sources={m: source_digest(m) for m in modules})
+        record.update(status="ok", results=results, sources=sources.digests(modules))
         write_json(os.path.join(folder, products.RECORD), record)  # the commit point of the run
         for resume in products.RESUME_FOLDERS:
             shutil.rmtree(os.path.join(folder, resume), ignore_errors=True)
