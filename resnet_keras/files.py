@@ -110,6 +110,13 @@ def source_digest(module):
     date) or does not parse. The sweep's run records and the index's redraw
     check both use it.
     """
+    tree = syntax_tree(module)
+    return None if tree is None else hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+
+
+def syntax_tree(module):
+    """One `resnet_keras` module's syntax tree without its docstrings (an `ast.Module`), or None when the module
+    is gone or does not parse: what the digests of its code are made from."""
     try:
         with open(module_path(module), "rb") as f:
             tree = ast.parse(f.read())
@@ -121,7 +128,7 @@ def source_digest(module):
                 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)):
             node.body = body[1:] or [ast.Pass()]
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+    return tree
 
 
 def executed_modules():

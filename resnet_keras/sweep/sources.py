@@ -21,7 +21,7 @@ import ast
 import functools
 import hashlib
 
-from resnet_keras.files import module_path, source_digest, text_digest
+from resnet_keras.files import source_digest, syntax_tree, text_digest
 
 MODULE_LEVEL = ""  # the key of a module's statements that are neither functions nor classes
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -31,16 +31,9 @@ DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 def definitions(module):
     """{name: digest} of one module's top-level functions and classes, and under `MODULE_LEVEL` its other
     statements; None when the module is gone or does not parse. Read once per process."""
-    try:
-        with open(module_path(module), "rb") as f:
-            tree = ast.parse(f.read())
-    except (OSError, SyntaxError, ValueError):
+    tree = syntax_tree(module)
+    if tree is None:
         return None
-    for node in ast.walk(tree):  # docstrings are not code (as in files.source_digest)
-        body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, *DEFINITIONS)) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
     parts = {MODULE_LEVEL: []}
     for node in tree.body:
         parts.setdefault(node.name if isinstance(node, DEFINITIONS) else MODULE_LEVEL, []).append(ast.dump(node))
