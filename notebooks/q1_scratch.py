@@ -107,10 +107,16 @@ curves = plots.plot_history(history, f"{model.name} on {dataset}")
 
 # %% [markdown]
 # ## Evaluate on the test set
+#
+# The last epoch's model, which the run reports, and the model of the epoch with
+# the best validation accuracy (`best.h5`), tested once for comparison.
 
 # %%
 test = rk.evaluate(model, data.x_test, data.y_test)
 print(f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}")
+best = rk.evaluate_best(out_dir, data)  # the best-validation epoch's model (best.h5), for comparison
+if best:
+    print(f"best-validation model: test accuracy {best['accuracy']:.4f}, test loss {best['loss']:.4f}")
 confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
 
 # %% [markdown]
@@ -121,4 +127,4 @@ confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_na
 
 # %%
 results = report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, precision=precision,
-              data=data)
+                        data=data, best=best)

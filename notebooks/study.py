@@ -110,6 +110,9 @@ curves = plots.plot_history(history, f"{model.name} on {dataset}")
 test = rk.evaluate(model, data.x_test, data.y_test)
 print(f"test error {100 * (1 - test['accuracy']):.2f}% (accuracy {test['accuracy']:.4f}), "
       f"test loss {test['loss']:.4f}")
+best = rk.evaluate_best(out_dir, data)  # with a validation split: the best-validation epoch's model (best.h5)
+if best:
+    print(f"best-validation model: test accuracy {best['accuracy']:.4f}, test loss {best['loss']:.4f}")
 paper = report.paper_error(dataset, family, depth, shortcut)
 if paper is not None:
     print(f"the ResNet paper's table: {paper:.2f}% for ResNet-{depth} on CIFAR-10")
@@ -135,4 +138,4 @@ print(f"latency {speed['latency_ms']:.2f} ms per image, throughput {speed['throu
 
 # %%
 results = report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, precision=precision,
-              data=data, **speed)
+                        data=data, best=best, **speed)

@@ -23,7 +23,7 @@ _EXPORTS = {
     "transfer": ["build_transfer_model", "unfreeze_top"],
     "files": ["load_h5", "save_h5"],
     "optimizers": ["LRSchedule", "make_optimizer"],
-    "training": ["cache_features", "evaluate", "set_seed", "train"],
+    "training": ["cache_features", "evaluate", "evaluate_best", "set_seed", "train"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 # The tooling's modules, in subpackages since 2026-12-06: `from resnet_keras import params` keeps working.

@@ -156,15 +156,25 @@ def text_digest(module):
 def save_h5(model, path):
     """Save the whole model as HDF5 (`.h5`), atomically: `path` holds the old file or the new one, never a mix.
 
+    The file holds Keras' own layers only (`models.plain_keras_model`: this
+    package's batch norm as Keras' `BatchNormalization`, option-A shortcuts as
+    frozen 1x1 convolutions), so plain `keras.models.load_model` reads it
+    without this package, computing the same function.
+
     Args:
-        model: a Keras model.
+        model: a functional Keras model (a builder's here).
         path: the file, ending in ".h5".
     Raises:
-        ConfigError: `path` does not end in ".h5".
+        ConfigError: `path` does not end in ".h5", or the model has a layer
+            with no Keras equivalent.
     """
     if not os.fspath(path).endswith(".h5"):
         raise ConfigError(f"model path {os.fspath(path)!r} is not accepted; it must end in .h5")
     import logging
+
+    from resnet_keras.models import plain_keras_model
+
+    model = plain_keras_model(model)
 
     absl = logging.getLogger("absl")
     level = absl.level
@@ -185,8 +195,8 @@ def load_h5(path, compile=False):
     PyTorch a model comes back as saved: channels last runs there too.
 
     Args:
-        path: a model file written by `save_h5` (the package's layers are
-            registered here).
+        path: a model file written by `save_h5`, or by its earlier versions,
+            which saved the package's own layers (registered here).
         compile: restore the training configuration too; the model then
             comes back as saved, in its own layout.
     Returns:
@@ -196,7 +206,7 @@ def load_h5(path, compile=False):
     """
     import keras
 
-    import resnet_keras.layers  # noqa: F401 (registers the package's own layers, which saved models name)
+    import resnet_keras.layers  # noqa: F401 (registers the package's layers, which older files name)
     from resnet_keras.blocks import native_data_format
     from resnet_keras.models import channels_last
 

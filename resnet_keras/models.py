@@ -20,7 +20,7 @@ from keras import layers
 
 from resnet_keras.blocks import BN_EPSILON, BN_MOMENTUM, LayerOptions, bottleneck_block, preact_block, residual_block
 from resnet_keras.catalog import IMAGENET_BLOCKS, SHORTCUTS, VERSIONS, check_depth, cifar_blocks
-from resnet_keras.errors import check_choice, check_int, check_number
+from resnet_keras.errors import ConfigError, check_choice, check_int, check_number
 
 # Per-channel statistics of the CIFAR-10 train set on 0..255 (mean, std).
 CIFAR10_MEAN = (125.31, 122.95, 113.87)
@@ -218,6 +218,59 @@ def channels_last(model):
     for layer in model.layers:
         if layer.weights and not isinstance(layer, keras.Model):
             new.get_layer(layer.name).set_weights(layer.get_weights())
+    return new
+
+
+def plain_keras_model(model):
+    """A copy of functional `model` built of Keras' own layers only, computing the same function.
+
+    What `files.save_h5` writes, so that `keras.models.load_model` reads a
+    saved model without this package, and what a published model holds.
+
+    The package's layers become Keras ones: `BatchNorm` a `BatchNormalization`
+    (its subclass, the same arithmetic), the option-A `ZeroPadShortcut` a frozen
+    1x1 convolution of stride s whose kernel places input channel i at output
+    channel i + pad (exact: products with 1 and sums with 0), `CaffePreprocess`
+    a frozen 1x1 convolution that reverses the channels and subtracts the mean.
+    Nested functional models (the transfer model's ResNet-50) are converted too.
+    """
+    import numpy as np
+
+    from resnet_keras import layers as package_layers
+
+    weights = {}  # new layer name -> its weights
+
+    def clone(layer):
+        if isinstance(layer, keras.Model):
+            return plain_keras_model(layer)
+        config = layer.get_config()
+        if isinstance(layer, package_layers.BatchNorm):
+            return keras.layers.BatchNormalization.from_config(config)
+        if isinstance(layer, package_layers.ZeroPadShortcut):
+            first = layer.data_format == "channels_first"
+            cin = layer.input.shape[1 if first else -1]
+            kernel = np.zeros((1, 1, cin, layer.filters), np.float32)
+            pad = (layer.filters - cin) // 2
+            kernel[0, 0, np.arange(cin), pad + np.arange(cin)] = 1.0
+            weights[layer.name] = [kernel]
+            return keras.layers.Conv2D(layer.filters, 1, strides=layer.strides, use_bias=False,
+                                       data_format=layer.data_format, trainable=False, name=layer.name)
+        if isinstance(layer, package_layers.CaffePreprocess):
+            kernel = np.eye(3, dtype=np.float32)[:, ::-1].reshape(1, 1, 3, 3)  # output c reads input 2 - c
+            weights[layer.name] = [kernel, -np.array(package_layers.CaffePreprocess.MEAN_BGR, np.float32)]
+            return keras.layers.Conv2D(3, 1, data_format="channels_last", trainable=False, name=layer.name)
+        if not type(layer).__module__.startswith("keras."):
+            raise ConfigError(f"layer {layer.name!r} ({type(layer).__name__}) has no Keras equivalent to save "
+                              f"with; plain_keras_model knows BatchNorm, ZeroPadShortcut and CaffePreprocess")
+        return layer.__class__.from_config(config)
+
+    new = keras.models.clone_model(model, clone_function=clone)
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) or not (layer.weights or layer.name in weights):
+            continue  # nested models were converted with their weights by the recursive call
+        target = new.get_layer(layer.name)
+        target.set_weights(weights.get(layer.name, layer.get_weights()))
+        target.trainable = layer.trainable and layer.name not in weights
     return new
 
 

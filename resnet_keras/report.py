@@ -33,13 +33,16 @@ def note(markdown):
     display(Markdown(markdown))
 
 
-def run_summary(history, test, model, **info):
+def run_summary(history, test, model, best=None, **info):
     """The key figures of a finished run, as a flat dict for `results.json`.
 
     Args:
         history: DataFrame from `train` (one row per epoch).
-        test: dict from `evaluate` (loss, accuracy).
+        test: dict from `evaluate` (loss, accuracy): the last epoch's model.
         model: the trained model (for its name and parameter count).
+        best: dict from `evaluate_best`, the best-validation model on the
+            test set, or None: recorded as `best_test_accuracy`,
+            `best_test_loss` and `best_epoch`.
         info: anything else to record (data set, optimizer, batch size, ...).
     """
     from resnet_keras.models import count_params
@@ -61,10 +64,14 @@ def run_summary(history, test, model, **info):
         summary["best_val_accuracy"] = float(history["val_accuracy"].max())
         summary["final_val_accuracy"] = float(history["val_accuracy"].iloc[-1])
         summary["train_val_gap"] = round(summary["final_train_accuracy"] - summary["final_val_accuracy"], 4)
+        if best is not None:  # `RunCheckpoint` keeps the first epoch that reached the best value
+            summary["best_epoch"] = int(history["epoch"].iloc[int(history["val_accuracy"].to_numpy().argmax())])
+            summary["best_test_accuracy"] = float(best["accuracy"])
+            summary["best_test_loss"] = float(best["loss"])
     return summary
 
 
-def finish(out_dir, model, history, test, figures=None, data=None, **info):
+def finish(out_dir, model, history, test, figures=None, data=None, best=None, **info):
     """End a run: write its figures, history, model and example images, and last its `results.json`.
 
     Args:
@@ -73,6 +80,8 @@ def finish(out_dir, model, history, test, figures=None, data=None, **info):
         history: every epoch's row (a DataFrame from `train`; the transfer
             notebook joins its two stages), saved as `history.csv`.
         test: the dict from `evaluate` on the test set.
+        best: the dict from `evaluate_best` (the best-validation model on the
+            test set), or None.
         figures: {"curves": figure, "confusion": figure}, by the names of
             `products.FIGURES` ("curves" at least: the index shows it).
         data: the run's `CifarData`: its class names go into `results.json`,
@@ -92,7 +101,7 @@ def finish(out_dir, model, history, test, figures=None, data=None, **info):
         check_choice("figure", name, tuple(products.FIGURES))
     if data is not None:
         info.setdefault("class_names", list(data.class_names))
-    summary = run_summary(history, test, model, **info)
+    summary = run_summary(history, test, model, best, **info)
     for name, fig in figures.items():
         save_figure(fig, os.path.join(out_dir, products.FIGURES[name]))
     write_text(os.path.join(out_dir, products.HISTORY), history.to_csv(index=False))
@@ -146,7 +155,9 @@ def figures_table(results):
 
     machine = ", ".join(str(results[k]) for k in ("device", "backend", "precision") if results.get(k))
     per_epoch = results.get("epoch_time_s")
-    rows = [("test accuracy", pct("test_accuracy")),
+    best_epoch = results.get("best_epoch")
+    rows = [("test accuracy (last epoch's model)", pct("test_accuracy")),
+            (f"test accuracy of the best-validation model (epoch {best_epoch})", pct("best_test_accuracy")),
             ("best validation accuracy", pct("best_val_accuracy")),
             ("final validation accuracy", pct("final_val_accuracy")),
             ("network", network_name(results["model"]) if results.get("model") else None),

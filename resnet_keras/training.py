@@ -301,6 +301,27 @@ def cache_features(model, data, batch_size=256):
                                      x_test=extract(data.x_test))
 
 
+def evaluate_best(out_dir, data, batch_size=500):
+    """The run's best-validation model (`best.h5`, which `train` keeps) evaluated on the test set, as `evaluate`.
+
+    The last epoch's model is what a run reports; this one is what early
+    stopping on the validation split would have kept, tested once at the end.
+
+    Args:
+        out_dir: the run's folder.
+        data: the run's `CifarData`.
+    Returns:
+        `evaluate`'s dict, or None where the run has no validation split
+        (its `best.h5` then follows the training accuracy) or no `best.h5`.
+    """
+    from resnet_keras.files import load_h5
+
+    path = os.path.join(out_dir, products.BEST_MODEL)
+    if not len(data.y_val) or not os.path.isfile(path):
+        return None
+    return evaluate(load_h5(path), data.x_test, data.y_test, batch_size)
+
+
 def evaluate(model, x, y, batch_size=500):
     """Test loss, accuracy and predicted classes of `model`.
 

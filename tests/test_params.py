@@ -66,7 +66,8 @@ def test_shipped_params_plan_without_errors(profile, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     os.makedirs("outputs/.tiny-cifar", exist_ok=True)  # the smoke profile's data folder must exist
     runs = plan("params", profile)
-    assert {r.question for r in runs} == {"q1", "q2", "q3", "paper", "architectures", "preact100"}
+    assert {r.question for r in runs} == {"q1", "q2", "q3", "paper", "architectures", "preact100",
+                                              "precision"}
     assert len({r.key for r in runs}) == len(runs)
 
 

@@ -16,7 +16,8 @@ from conftest import chromium, requires_chromium
 
 import resnet_keras as rk
 from resnet_keras import products
-from resnet_keras.share.publish import HUB, main, plain_keras_model
+from resnet_keras.models import plain_keras_model
+from resnet_keras.share.publish import HUB, main
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

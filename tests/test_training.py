@@ -95,6 +95,39 @@ def test_train_writes_history_and_best_model(tiny_data, tmp_path):
     assert (tmp_path / "best.h5").exists()
 
 
+def test_best_model_loads_with_keras_alone_and_is_tested_beside_the_last(tiny_data, tmp_path):
+    import subprocess
+    import sys
+
+    data = small(tiny_data)
+    rk.set_seed(0)
+    model = rk.build_resnet(8, shortcut="zero_pad")  # option A: a layer of this package's own
+    hist = rk.train(model, data, str(tmp_path), epochs=3, batch_size=16, optimizer="sgd", learning_rate=0.05,
+                    verbose=0)
+    # A process that never imports this package reads best.h5 and model.h5 (save_h5: Keras' layers only).
+    rk.save_h5(model, str(tmp_path / "model.h5"))
+    x = data.x_test[:8].astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    code = ("import sys, keras, numpy as np\n"
+            "for name in ('best.h5', 'model.h5'):\n"
+            "    m = keras.models.load_model(sys.argv[1] + '/' + name, compile=False)\n"
+            "    np.save(sys.argv[1] + '/' + name + '.npy', m.predict(np.load(sys.argv[1] + '/x.npy'), verbose=0))\n"
+            "print(sorted(sys.modules).count('resnet_keras'))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.split()[-1] == "0", proc.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "model.h5.npy"), model.predict(x, verbose=0), atol=1e-5)
+
+    best = rk.evaluate_best(str(tmp_path), data)
+    again = rk.evaluate(rk.load_h5(str(tmp_path / "best.h5")), data.x_test, data.y_test)
+    assert best["accuracy"] == again["accuracy"] and best["loss"] == pytest.approx(again["loss"])
+    summary = rk.report.run_summary(hist, rk.evaluate(model, data.x_test, data.y_test), model, best)
+    assert summary["best_epoch"] == int(hist["epoch"][hist["val_accuracy"].idxmax()])
+    assert summary["best_test_accuracy"] == best["accuracy"] and summary["best_test_loss"] == best["loss"]
+    no_val = rk.load_dataset("cifar10", tiny_data, validation_split=0.0)
+    assert rk.evaluate_best(str(tmp_path), no_val) is None  # best.h5 then follows training accuracy: no selection
+    assert "best_test_accuracy" not in rk.report.run_summary(hist, again, model, None)
+
+
 def test_resume_continues_from_last_completed_epoch(tiny_data, tmp_path):
     data = small(tiny_data)
     rk.set_seed(0)
@@ -346,7 +379,8 @@ def test_h5_model_reloads_with_identical_predictions(tiny_data, tmp_path):
     rk.save_h5(model, path)
     again = rk.load_h5(path)
     x = data.x_test.astype("float32")
-    np.testing.assert_array_equal(model.predict(x, verbose=0), again.predict(x, verbose=0))
+    # Saved as Keras' own layers (`save_h5`): on PyTorch, Keras' batch norm sums in another order than PyTorch's.
+    np.testing.assert_allclose(model.predict(x, verbose=0), again.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
 
 
 def test_save_h5_rejects_other_extensions(tmp_path):
@@ -441,7 +475,9 @@ def test_mixed_precision_trains_saves_and_reloads(tiny_data, tmp_path, restore_p
     keras.config.set_dtype_policy("float32")
     again = rk.load_h5(str(tmp_path / "m.h5"))
     assert again.get_layer("stem_conv").compute_dtype == compute
-    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    # The file holds Keras' batch norm (`save_h5`), which rounds to the 16-bit compute dtype where the package's
+    # computes in float32 on PyTorch: a few units in the last place of a 16-bit number (bfloat16's is 2**-8).
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=4e-3)
 
 
 def test_unknown_precision_is_refused_by_name(restore_precision):
