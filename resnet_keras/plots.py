@@ -51,14 +51,36 @@ def plot_confusion(y_true, y_pred, class_names, title="Confusion matrix (test se
     return fig
 
 
+METRIC_LABELS = {"accuracy": "train accuracy", "val_accuracy": "validation accuracy", "loss": "train loss",
+                 "val_loss": "validation loss"}
+
+
 def plot_overlay(histories, metric="val_accuracy", title=""):
-    """One curve per run: `histories` maps a run name to its history DataFrame."""
+    """One curve per run or per group of runs, against whole epochs.
+
+    `histories` maps a label to a history DataFrame, or to a list of them (a
+    configuration's seeds): a list is drawn as its mean per epoch with the
+    range of its runs as a band, and the label says how many runs it has.
+    Accuracies are drawn in percent.
+    """
+    percent = metric.endswith("accuracy")
     fig, ax = plt.subplots(figsize=(9, 5))
-    for name, h in histories.items():
-        if metric in h:
-            ax.plot(h["epoch"], h[metric], marker="o", ms=3, label=name)
+    for name, runs in histories.items():
+        runs = [h for h in (runs if isinstance(runs, list) else [runs]) if metric in h]
+        if not runs:
+            continue
+        table = np.full((len(runs), max(int(h["epoch"].max()) for h in runs)), np.nan)
+        for row, h in zip(table, runs):
+            row[h["epoch"].to_numpy(int) - 1] = h[metric].to_numpy(float) * (100 if percent else 1)
+        epochs = np.arange(1, table.shape[1] + 1)
+        label = f"{name} ({len(runs)} seeds: mean and range)" if len(runs) > 1 else name
+        line, = ax.plot(epochs, np.nanmean(table, axis=0), marker="o", ms=3, label=label)
+        if len(runs) > 1:
+            ax.fill_between(epochs, np.nanmin(table, axis=0), np.nanmax(table, axis=0), alpha=0.2,
+                            color=line.get_color(), linewidth=0)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric) + (" (%)" if percent else ""))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if histories:

@@ -217,7 +217,7 @@ def test_page_classifies_a_test_image_of_the_models_data_set_clicked_among_its_e
     assert [row.split("\n")[0] for row in rows] == [p["class"] for p in expected], rows
 
 
-COMMITTED_Q1 = os.path.join(REPO, "results", "q1", "cifar10-resnet20-adam")
+COMMITTED_Q1 = os.path.join(REPO, "results", "q1", "cifar10-resnet20-adam-seed0")
 
 
 @requires_chromium
@@ -233,7 +233,7 @@ def test_make_app_on_a_fresh_clone_serves_the_committed_q1_model_and_classifies_
     import urllib.request
 
     committed = find_models(str(tmp_path / "none"), os.path.join(REPO, "results"))
-    q1 = "results/q1/cifar10-resnet20-adam"
+    q1 = "results/q1/cifar10-resnet20-adam-seed0"
     q1_example = committed[q1]["example_images"][0][0]
     root = copy_project(tmp_path)
     shutil.copytree(os.path.join(REPO, "results"), root / "results")

@@ -32,7 +32,7 @@ MAX_UPLOAD = "20mb"  # Gradio refuses larger files
 def find_models(outputs, results=None):
     """Every trained `model.h5` under `outputs`, then under `results`, as {id: info}.
 
-    The id is the run folder relative to `outputs` ("q1/cifar10-resnet20-adam"),
+    The id is the run folder relative to `outputs` ("q1/cifar10-resnet20-adam-seed0"),
     or "results/" and the folder relative to `results` for a committed reference
     run (`summary.reference`), whose `run.json` tells its data set and figures.
     Hidden folders (resume state, the smoke profile's data) are skipped; a

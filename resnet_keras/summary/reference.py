@@ -42,6 +42,8 @@ from resnet_keras.sweep.params import plan, recipe  # noqa: F401 (recipe: part o
 
 RUN_FILE = "run.json"
 DELIVERED = ("q1", "q2")  # the assignment: its reference runs keep their model, report and figures
+PRECISION = "precision"  # the precision study: Q1's recipe in float32 (params/study_precision.yaml)
+SEEDS = 3  # seeds per configuration that the precision rule needs (docs/performance.md)
 # The assignment's original write-up states this of Q1 (ResNet-20, Adam, 20 epochs): shown beside our run.
 Q1_STATED = "about 80% validation accuracy after 20 epochs"
 Q3_NOTE = ("Q3 (a ResNet-50 pretrained on ImageNet, with a new head) has no reference here: its base needs the "
@@ -79,7 +81,7 @@ def collect(outputs="outputs", results="results", params_dir="params", profile="
         os.makedirs(target, exist_ok=True)
         with atomic_path(os.path.join(target, products.HISTORY)) as tmp:
             shutil.copyfile(os.path.join(folder, products.HISTORY), tmp)
-        if run.question in DELIVERED:
+        if run.question in (*DELIVERED, PRECISION):
             _deliver(folder, target)
         write_json(os.path.join(target, RUN_FILE), entry)  # last: the entry is complete once it exists
         copied.append(run.key)
@@ -130,8 +132,6 @@ def load(results="results"):
 
 def draw(results="results", readme="README.md", params_dir="params", profile="full"):
     """Draw `results/README.md`, the paper's table and figures, and the README's block; return the block."""
-    from matplotlib.ticker import MaxNLocator
-
     from resnet_keras import plots, report
 
     refs = load(results)
@@ -139,11 +139,13 @@ def draw(results="results", readme="README.md", params_dir="params", profile="fu
     for run in plan(params_dir, profile):
         planned.setdefault(run.question, []).append(run)
     for dataset in _q2_datasets(refs):
-        done = {n: e for n, e in refs["q2"].items() if e["settings"].get("dataset") == dataset}
-        fig = plots.plot_overlay({_q2_label(e): e["history"] for e in done.values()}, "val_accuracy",
+        curves = {}  # a configuration's seeds together, per precision
+        for e in refs["q2"].values():
+            if e["settings"].get("dataset") == dataset:
+                label = f"{_q2_label(e)}, {e['provenance'].get('precision')}"
+                curves.setdefault(label, []).append(e["history"])
+        fig = plots.plot_overlay(curves, "val_accuracy",
                                  f"Q2 on {report.DATASET_NAMES.get(dataset, dataset)}: validation accuracy per epoch")
-        for ax in fig.axes:  # epochs are whole numbers
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         plots.save_figure(fig, os.path.join(results, "q2", f"val_accuracy_{dataset}.png"))
     for question, done in refs.items():
         if question == "paper":
@@ -154,8 +156,10 @@ def draw(results="results", readme="README.md", params_dir="params", profile="fu
     plots.plt.close("all")
     note = ("Drawn by `make results` from the runs in this folder (`resnet_keras/summary/reference.py`); do not edit "
             "by hand.")
-    write_text(os.path.join(results, "README.md"), f"# Reference results\n\n{note}\n\n" + _block(planned, refs, ""))
+    write_text(os.path.join(results, "README.md"),
+               f"# Reference results\n\n{note}\n\n" + _block(planned, refs, "", everything=True))
     block = _block(planned, refs, os.path.relpath(results, os.path.dirname(os.path.abspath(readme or "."))) + "/")
+    print("\n".join(precision_verdict(refs)))
     if readme and os.path.isfile(readme):
         with open(readme, encoding="utf-8") as f:
             text = f.read()
@@ -166,69 +170,189 @@ def draw(results="results", readme="README.md", params_dir="params", profile="fu
     return block
 
 
-def _block(planned, refs, prefix):
-    """Markdown: each question with references (the paper's table first), its table and figures; then one table
-    of the networks that have none yet."""
+def _block(planned, refs, prefix, everything=False):
+    """Markdown: the assignment, then each study with references (the paper's table first), its table and figures;
+    with `everything` (results/README.md), also every seed's figures, the precision verdict and one table of the
+    networks that have no reference yet."""
     lines, waiting = _assignment(planned, refs, prefix), []
+    if everything:
+        lines += _seed_table(refs, prefix) + precision_verdict(refs)
     for question in sorted(planned, key=lambda q: q != "paper"):
         runs, done = planned[question], refs.get(question, {})
         facts = _facts(done)
         missing = list(dict.fromkeys(_network(run.name, run.settings) for run in runs if run.name not in done))
         if missing and question not in DELIVERED:  # the assignment's table lists its own
             waiting.append(f"| {question} | {len(done)} of {len(runs)} | {', '.join(missing)} |")
-        if not facts or question in DELIVERED:
+        if not facts or question in (*DELIVERED, PRECISION):
             continue
         lines += [f"**{question}** ({len(done)} of {len(runs)} runs at full length)", "", _table(facts, done), ""]
         if question == "paper":
             lines += [f"![Test error against depth]({prefix}paper/error_vs_depth.png)",
                       f"![Plain against residual networks]({prefix}paper/plain_vs_residual.png)", ""]
-    if waiting:
+    if waiting and everything:
         lines += ["Not yet at full length:", "", "| study | runs at full length | networks without a reference |",
                   "|---|---|---|", *waiting]
     return "\n".join(lines).strip() + "\n"
 
 
 def _assignment(planned, refs, prefix):
-    """Markdown lines: the assignment's runs (Q1, then Q2 by data set) in plan order, with their figures, the
-    machine they trained on and their reports; Q1 beside the original write-up's figure; Q2's curves; Q3's note."""
+    """Markdown lines: the assignment's configurations (Q1, then Q2 by data set) in plan order, each over its seeds
+    (and per precision, where seeds trained in several), with the machines they trained on and their reports; Q1
+    beside the original write-up's figure; Q2's curves; Q3's note."""
     from resnet_keras import report
 
-    runs = [run for question in DELIVERED for run in planned.get(question, [])]
-    if not runs:
+    configs = _configurations([run for question in DELIVERED for run in planned.get(question, [])])
+    if not configs:
         return []
-    rows = ["| question | data set | network | optimizer | batch | test accuracy | best validation accuracy "
-            "| epochs | time per epoch | report |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| question | data set | network | optimizer | batch | precision | seeds | test accuracy (last epoch) "
+            "| test accuracy of the best-validation model | best validation accuracy | validation accuracy, mean of "
+            "the last 5 epochs | time per epoch | reports |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     hosts = {}
-    for run in sorted(runs, key=lambda r: (r.question, r.settings.get("dataset", ""))):
-        s, entry = run.settings, refs.get(run.question, {}).get(run.name)
+    for (question, _), runs in sorted(configs.items(), key=lambda c: (c[0][0], c[1][0].settings.get("dataset"))):
+        s = runs[0].settings
         dataset = report.DATASET_NAMES.get(s.get("dataset"), s.get("dataset"))
         optimizer = report.OPTIMIZER_NAMES.get(s.get("optimizer"), s.get("optimizer"))
-        if entry is None:
-            rows.append(f"| {run.question.upper()} | {dataset} | ResNet-{s.get('depth')} | {optimizer} | "
-                        f"{s.get('batch_size')} | not yet at full length | | | | |")
-            continue
-        r, p = entry["results"], entry["provenance"]
-        host = f"{p.get('device')}, {p.get('backend')}, {p.get('precision')}"
-        mark = hosts.setdefault(host, ("*" * (len(hosts) + 1), p))[0]
-        rows.append(f"| {run.question.upper()} | {dataset} | {report.network_name(r['model'])} | {optimizer} | "
-                    f"{s.get('batch_size')} | **{100 * r['test_accuracy']:.2f}%** | "
-                    f"{100 * r['best_val_accuracy']:.2f}% | {r['epochs_trained']} | {r['epoch_time_s']:.0f} s{mark} | "
-                    f"[report]({prefix}{run.question}/{run.name}/{products.REPORT}) |")
-    lines = ["**The assignment** (Q1 and Q2, `full` profile; test accuracy on the 10,000 test images, validation on "
-             "the 10% of the train set held out):", "", *rows]
-    for host, (mark, p) in hosts.items():
-        flags = " ".join(p.get("cpu_flags") or []) or "none listed"
-        lines += ["", f"{mark} {host}; CPU flags: {flags}; commit {p.get('commit')}, "
-                      f"{(p.get('finished') or '')[:10]}."]
-    q1 = [e for e in refs.get("q1", {}).values()]
-    if q1:
-        r = q1[0]["results"]
-        lines += ["", f"Q1 beside the assignment's original write-up, which states {Q1_STATED}: this run's best "
-                      f"validation accuracy is {100 * r['best_val_accuracy']:.2f}%, its last "
-                      f"{100 * r['final_val_accuracy']:.2f}% (epoch {r['epochs_trained']})."]
+        head = f"| {question.upper()} | {dataset} | ResNet-{s.get('depth')} | {optimizer} | {s.get('batch_size')} |"
+        groups = _by_precision(refs.get(question, {}), [run.name for run in runs])
+        if not groups:
+            rows.append(f"{head} | 0 of {len(runs)} | not yet at full length | | | | | |")
+        for precision, entries in groups.items():
+            marks = "".join(dict.fromkeys(hosts.setdefault(_host(e), "*" * (len(hosts) + 1))
+                                          for e in entries.values()))
+            f = _figures(entries)
+            times = sorted(e["results"]["epoch_time_s"] for e in entries.values())
+            reports = ", ".join(f"[seed {e['settings'].get('seed')}]({prefix}{question}/{name}/{products.REPORT})"
+                                for name, e in entries.items())
+            rows.append(f"{head} {precision} | {len(entries)} of {len(runs)} | **{_pm(f['test'])}** | "
+                        f"{_pm(f['best_test']) or 'not recorded'} | {_pm(f['best_val'])} | {_pm(f['last5'])} | "
+                        f"{times[len(times) // 2]:.0f} s{marks} | {reports} |")
+    lines = ["**The assignment** (Q1 and Q2, `full` profile): each configuration over its seeds, mean +- sample "
+             "standard deviation (one figure where one seed is done); test accuracy on the 10,000 test images, of "
+             "the last epoch's model (what the run reports) and of the epoch with the best validation accuracy "
+             "(`best.h5`, tested once at the end; runs before 2026-12-07 did not record it); validation on the 10% "
+             "of the train set held out. Each seed's figures: [results/README.md]"
+             f"({prefix}README.md).", "", *rows]
+    for host, mark in hosts.items():
+        lines += ["", f"{mark} {host}"]
+    for precision, entries in _by_precision(refs.get("q1", {}), list(refs.get("q1", {}))).items():
+        f = _figures(entries)
+        lines += ["", f"Q1 beside the assignment's original write-up, which states {Q1_STATED}: in {precision}, "
+                      f"best validation accuracy {_pm(f['best_val'])}, last epoch's "
+                      f"{_pm(f['final_val'])} (epoch {f['epochs'][0]}; {_seeds(entries)})."]
     figures = [f"![Q2 on {report.DATASET_NAMES.get(d, d)}: validation accuracy per epoch]"
                f"({prefix}q2/val_accuracy_{d}.png)" for d in _q2_datasets(refs)]
     return lines + ([""] + figures if figures else []) + ["", Q3_NOTE, ""]
+
+
+def _configurations(runs):
+    """{(question, configuration): its runs in plan order}: a configuration is a run's name without its seed."""
+    import re
+
+    configs = {}
+    for run in runs:
+        configs.setdefault((run.question, re.sub(r"-seed\d+$", "", run.name)), []).append(run)
+    return configs
+
+
+def _by_precision(entries, names):
+    """{precision: {run: entry}} of `entries` named in `names`, by the precision each trained in."""
+    groups = {}
+    for name in names:
+        if name in entries:
+            groups.setdefault(entries[name]["provenance"].get("precision"), {})[name] = entries[name]
+    return groups
+
+
+def _host(entry):
+    p = entry["provenance"]
+    flags = " ".join(p.get("cpu_flags") or []) or "none listed"
+    return (f"{p.get('device')}, {p.get('backend')}, {p.get('precision')}; CPU flags: {flags}; commit "
+            f"{p.get('commit')}, {(p.get('finished') or '')[:10]}.")
+
+
+def _figures(entries):
+    """Each figure of a group of runs, as a list of percentages (one per run that has it)."""
+    def pct(key):
+        return [100 * e["results"][key] for e in entries.values() if e["results"].get(key) is not None]
+
+    return {"test": pct("test_accuracy"), "best_test": pct("best_test_accuracy"), "best_val": pct("best_val_accuracy"),
+            "final_val": pct("final_val_accuracy"),
+            "epochs": [e["results"]["epochs_trained"] for e in entries.values()],
+            "last5": [100 * float(e["history"]["val_accuracy"].tail(5).mean()) for e in entries.values()
+                      if "val_accuracy" in e["history"]]}
+
+
+def _pm(values):
+    """"83.10 +- 0.52% (n = 3)", "80.08%" for one value, "" for none."""
+    import numpy as np
+
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f"{values[0]:.2f}%"
+    return f"{np.mean(values):.2f} +- {np.std(values, ddof=1):.2f}% (n = {len(values)})"
+
+
+def _seeds(entries):
+    seeds = [str(e["settings"].get("seed")) for e in entries.values()]
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}"
+
+
+def _seed_table(refs, prefix):
+    """Markdown lines: every seed of the assignment's runs and of the precision study, one row each."""
+    rows = ["| run | precision | test accuracy (last epoch) | best-validation model: test accuracy (epoch) | best "
+            "validation accuracy | validation, mean of the last 5 epochs | final train - validation gap | epochs "
+            "| time per epoch (median of epochs 2 on) | training time | computed on | commit, finished |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for question in (*DELIVERED, PRECISION):
+        for name, e in refs.get(question, {}).items():
+            r, p, h = e["results"], e["provenance"], e["history"]
+            best = (f"{100 * r['best_test_accuracy']:.2f}% ({r['best_epoch']})"
+                    if r.get("best_test_accuracy") is not None else "not recorded")
+            gap = f"{100 * r['train_val_gap']:.2f} points" if r.get("train_val_gap") is not None else ""
+            rows.append(f"| [{question}/{name}]({prefix}{question}/{name}/) | {p.get('precision')} | "
+                        f"{100 * r['test_accuracy']:.2f}% | {best} | {100 * r['best_val_accuracy']:.2f}% | "
+                        f"{100 * float(h['val_accuracy'].tail(5).mean()):.2f}% | {gap} | {r['epochs_trained']} | "
+                        f"{r['epoch_time_s']:.0f} s | {r['train_time_s'] / 60:.0f} min | {p.get('device')}, "
+                        f"{p.get('backend')} | {p.get('commit')}, {(p.get('finished') or '')[:16]} |")
+    if len(rows) == 2:
+        return []
+    return ["**Every seed** (the runs whose mean +- standard deviation the rows above give, and the precision "
+            "study's):", "", *rows, ""]
+
+
+def precision_verdict(refs):
+    """Markdown lines: the rule of docs/performance.md applied to Q1's runs in mixed bfloat16 and the precision
+    study's in float32: per figure, m_bf16 >= m_fp32 - max(pooled standard deviation, 0.5 points)."""
+    import numpy as np
+
+    sides = {"mixed_bfloat16": _by_precision(refs.get("q1", {}), list(refs.get("q1", {}))).get("mixed_bfloat16", {}),
+             "float32": _by_precision(refs.get(PRECISION, {}), list(refs.get(PRECISION, {}))).get("float32", {})}
+    if not any(sides.values()):
+        return []
+    figures = {side: _figures(entries) for side, entries in sides.items()}
+    rows = ["| precision | runs | test accuracy (last epoch) | validation accuracy, mean of the last 5 epochs |",
+            "|---|---|---|---|"]
+    for side, f in figures.items():
+        rows.append(f"| {side} | {_seeds(sides[side]) if sides[side] else 'none yet'} | {_pm(f['test'])} | "
+                    f"{_pm(f['last5'])} |")
+    lines = ["**Precision** (Q1's recipe in mixed bfloat16, its own runs, against the precision study's float32 "
+             "runs; the rule of [docs/performance.md](../docs/performance.md), written before the runs "
+             "finished):", "", *rows, ""]
+    if min(len(entries) for entries in sides.values()) < SEEDS:
+        return lines + [f"No verdict yet: the rule needs {SEEDS} seeds of each precision.", ""]
+    held = []
+    for key, what in (("test", "test accuracy"), ("last5", "mean of the last 5 validation accuracies")):
+        b, f32 = figures["mixed_bfloat16"][key], figures["float32"][key]
+        pooled = float(np.sqrt((np.var(b, ddof=1) + np.var(f32, ddof=1)) / 2))
+        margin = max(pooled, 0.5)
+        diff = float(np.mean(b) - np.mean(f32))
+        held.append(diff >= -margin)
+        lines.append(f"- {what}: mixed bfloat16 - float32 = {diff:+.2f} points; allowed -{margin:.2f} (pooled "
+                     f"standard deviation {pooled:.2f}): {'holds' if held[-1] else 'fails'}.")
+    verdict = ("mixed bfloat16 holds: `precision: auto` keeps it on CPUs with bfloat16 instructions" if all(held)
+               else "mixed bfloat16 fails: `precision: auto` should go back to float32 on CPUs")
+    return lines + ["", f"Verdict: {verdict}.", ""]
 
 
 def _q2_datasets(refs):
