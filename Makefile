@@ -25,12 +25,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/outputs/.jax-cache
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv data test demo sweep run reference results notebooks lab app publish tensorboard bench precision-check clean
+.PHONY: help venv data test demo sweep studies run reference results notebooks lab app publish tensorboard bench precision-check clean
 
 help:
-	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper'] [DRY_RUN=1]"
+	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper'|all] [DRY_RUN=1]"
 	@echo "           [SCHEDULER=tcp://HOST:8786|local]         ... on a Dask cluster whose workers share outputs/"
-	@echo "                                                        run the experiments into outputs/"
+	@echo "                                                        run the assignment's notebooks (Q1-Q3) into outputs/"
+	@echo "                                                        (ONLY: these params files; all: every one)"
+	@echo "make studies [PROFILE=..] [JOBS=..] [DRY_RUN=1]         run the studies: $(STUDIES)"
 	@echo "           [BACKEND=tensorflow|jax|torch]             ... with that Keras backend (any target)"
 	@echo "make run RUN=question/run [PROFILE=..] [P='epochs=2 seed=1']  one run of the plan as a plain script"
 	@echo "                                                        (no Jupyter kernel: batch jobs, bare GPU machines)"
@@ -79,9 +81,17 @@ test: venv data
 
 # The smoke profile trains on tiny generated data, written once.
 TINY := outputs/.tiny-cifar
+# `make sweep` runs the assignment's question notebooks; `make studies` the studies (params/study_*.yaml);
+# ONLY names params files, ONLY=all runs every one.
+QUESTIONS := q1_scratch q2_grid q3_transfer
+STUDIES := $(sort $(basename $(notdir $(wildcard params/study_*.yaml))))
+ONLY ?= $(QUESTIONS)
 sweep: venv data notebooks $(if $(filter smoke,$(PROFILE)),$(TINY)/.complete)
-	$(PY) -m resnet_keras.sweep --profile $(PROFILE) --jobs $(JOBS) $(if $(FORCE),--force) $(if $(ONLY),--only $(ONLY)) \
-	  $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(DRY_RUN),--dry-run)
+	$(PY) -m resnet_keras.sweep --profile $(PROFILE) --jobs $(JOBS) $(if $(FORCE),--force) \
+	  $(if $(filter-out all,$(ONLY)),--only $(ONLY)) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(DRY_RUN),--dry-run)
+
+studies:
+	$(MAKE) sweep ONLY='$(STUDIES)'
 
 $(TINY)/.complete: | venv
 	$(PY) -m resnet_keras.data tiny $(TINY) >/dev/null

@@ -48,7 +48,8 @@ def sweep(root, *args, env=None):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """A copy of the project after `make sweep PROFILE=smoke` on a Dask scheduler with two GPU workers.
+    """A copy of the project after `make sweep PROFILE=smoke ONLY=all` (questions and studies) on a Dask scheduler
+    with two GPU workers.
 
     The workers declare one GPU each (on a CPU machine just a Dask resource), so that each takes one run at a
     time although it has two threads. `make` writes the tiny data and the notebooks' .ipynb copies first.
@@ -56,7 +57,7 @@ def project(tmp_path_factory):
     root = copy_project(tmp_path_factory.mktemp("project"))
     (root / ".venv-ready").touch()  # `make_sweep`'s stand-in for make's .venv
     with dask_cluster(root, nthreads=2, resources="GPU=1") as (address, _):
-        proc = make_sweep(root, f"SCHEDULER={address}")
+        proc = make_sweep(root, f"SCHEDULER={address}", "ONLY=all")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert f"{len(SMOKE_RUNS)} runs, 2 at a time on 2 Dask GPU workers ({address})" in out

@@ -132,3 +132,22 @@ def test_a_long_plan_is_told_what_is_quicker_with_estimates_as_the_sweeps(in_rep
     assert lines[-1].startswith("sweep: going on with the sweep as asked")
     assert quicker(2 * LONG_S, machine, runs, argparse.Namespace(**{**vars(args), "dry_run": True}),
                    finished) == lines[:-1]  # a dry run goes on with nothing
+
+
+def test_make_sweep_runs_the_question_notebooks_and_make_studies_the_studies():
+    """`make sweep` alone plans the assignment (Q1-Q3), not the studies' days of training; `make studies` plans
+    every params/study_*.yaml; ONLY=all every params file (read from `make -n`, which runs nothing)."""
+    import glob
+    import subprocess
+
+    def only(*args):
+        text = subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True, timeout=60).stdout
+        flat = text.replace("\\\n", " ")  # the recipe's continued lines as one
+        command = flat[flat.index("-m resnet_keras.sweep"):].split("\n")[0]
+        return command.split("--only", 1)[1].split() if "--only" in command else None
+
+    studies = sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(REPO, "params", "study_*.yaml")))
+    assert only("sweep") == ["q1_scratch", "q2_grid", "q3_transfer"]
+    assert only("studies") == studies and "study_paper" in studies
+    assert only("sweep", "ONLY=all") is None  # every params file
+    assert only("sweep", "ONLY=study_paper") == ["study_paper"]
