@@ -25,7 +25,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/outputs/.jax-cache
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv data test demo sweep studies run reference results notebooks lab app publish tensorboard bench precision-check clean
+.PHONY: help venv data test demo sweep studies run reference results reports notebooks lab app publish tensorboard bench precision-check clean
 
 help:
 	@echo "make sweep [PROFILE=full|quick|smoke] [JOBS=N|auto] [FORCE=1] [ONLY='q1_scratch study_paper'|all] [DRY_RUN=1]"
@@ -38,6 +38,7 @@ help:
 	@echo "                                                        (no Jupyter kernel: batch jobs, bare GPU machines)"
 	@echo "make reference                                          copy finished full-length runs into results/"
 	@echo "make results                                            draw the README's results from results/"
+	@echo "make reports [RUNS='q1/...']                            redraw the committed reports (no training)"
 	@echo "make test [TEST_JOBS=2]                                 run the test suite (TEST_JOBS pytest processes)"
 	@echo "make venv GPU=1                                         set up Keras on JAX with CUDA 12 (NVIDIA GPUs)"
 	@echo "make bench [BENCH_ARGS=--tiny]                          throughput against eager PyTorch"
@@ -110,6 +111,11 @@ reference: venv
 
 results: venv
 	$(PY) -m resnet_keras.summary.reference draw
+
+# The committed runs' reports redrawn by today's notebooks from their models and histories, without training
+# (RUNS='q1/cifar10-resnet20-adam-seed0 ...': only these).
+reports: venv data
+	$(PY) -m resnet_keras.summary.reference redraw $(if $(RUNS),--only $(RUNS))
 
 # Paired .ipynb copies of the Jupytext notebooks (git-ignored), for JupyterLab
 # and `papermill --help-notebook notebooks/q1_scratch.ipynb`.

@@ -30,7 +30,7 @@ shortcut = "projection"  # projection (1x1 conv) or zero_pad (the paper's option
 width = 1  # filter multiplier
 plain = False  # no shortcuts at all (the plain baseline)
 dropout = 0.0  # dropout rate before the classifier
-weight_decay = 1e-4  # coupled L2 on the kernels
+weight_decay = 1e-4  # coupled L2 on every weight (the paper's code)
 optimizer = "adam"  # sgd, adam or rmsprop
 learning_rate = 0.001  # initial learning rate
 momentum = 0.9  # sgd only
@@ -46,6 +46,7 @@ precision = "auto"  # auto, float32, mixed_float16 or mixed_bfloat16; auto: mixe
 #   mixed_bfloat16 on a CPU with bfloat16 instructions (AVX512-BF16, AMX), else float32
 devices = 1  # devices to train on (JAX backend): each batch is split over them, the recipe stays; "all": every GPU
 out_dir = "outputs/q1/dev"  # where the artefacts go (the sweep sets it)
+replay = False  # True: train nothing; redraw this report from the finished run in out_dir (its model.h5, history.csv)
 
 # %%
 from resnet_keras import models, plots, report
@@ -56,14 +57,14 @@ report.title("Q1", models.resnet_name(depth, version, plain), dataset)
 # The CIFAR ResNet of He et al. (2015, section 4.2): a 3x3 stem, three stages of
 # `n` residual blocks with 16, 32 and 64 filters, global average pooling and a
 # softmax classifier, 6n+2 weight layers in all (n=3 gives ResNet-20, the
-# assignment's network). It is trained from random initialisation with the
-# standard augmentation (4-pixel padding, random 32x32 crop, horizontal flip).
-# This report shows the learning curves, the test accuracy and the confusion
-# matrix, and ends with the run's figures; the trained model is saved as
-# `model.h5` beside it.
-
-# %% [markdown]
+# assignment's network), trained from random initialisation. Below: the setup,
+# the learning curves, the test set, what the run shows, and every epoch's
+# figures. The trained model is saved as `model.h5` beside this report.
+#
 # ## Setup
+#
+# Images stay uint8 until the model's first layer, which normalises each channel
+# with the statistics of the training images.
 
 # %%
 import resnet_keras as rk
@@ -71,59 +72,63 @@ import resnet_keras as rk
 rk.set_seed(seed)
 precision = rk.set_precision(precision)
 devices = rk.set_devices(devices)
-print(f"precision: {precision}, devices: {devices}")
-
-# %% [markdown]
-# ## Prepare the data
-#
-# Images stay uint8 until the model's first layer, which normalises each channel
-# with the statistics of the training images.
-
-# %%
 data = rk.load_dataset(dataset, data_dir, label_mode=label_mode, validation_split=validation_split,
                        per_class=per_class, test_per_class=test_per_class)
 mean, std = data.channel_stats()
-print(f"{dataset}: {data.describe()}")
-
-# %% [markdown]
-# ## Build the model
-
-# %%
 model = rk.build_resnet(depth, data.num_classes, version=version, shortcut=shortcut, width=width, plain=plain,
                         dropout=dropout, weight_decay=weight_decay, mean=mean, std=std)
-print(f"{model.name}: {rk.count_params(model):,} trainable parameters, "
-      f"{rk.count_weight_layers(model)} weight layers")
+report.note(report.setup_table(model, data, dataset=dataset, optimizer=optimizer, learning_rate=learning_rate,
+                               batch_size=batch_size, epochs=epochs, weight_decay=weight_decay, augment=augment,
+                               precision=precision, seed=seed, schedule=schedule, warmup_epochs=warmup_epochs,
+                               momentum=momentum, nesterov=nesterov, shortcut=shortcut, plain=plain,
+                               dropout=dropout, version=version, out_dir=out_dir))
 
 # %% [markdown]
-# ## Train
-#
-# One line per epoch. An interrupted run continues from its last completed epoch.
+# ## Learning curves
 
-# %%
+# %% tags=["remove_output"]
 history = rk.train(model, data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                    learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, schedule=schedule,
-                   warmup_epochs=warmup_epochs, augment=augment, seed=seed, pipeline=pipeline)
-curves = plots.plot_history(history, f"{model.name} on {dataset}")
+                   warmup_epochs=warmup_epochs, augment=augment, seed=seed, pipeline=pipeline, replay=replay)
+
+# %%
+curves = plots.plot_history(history, report.figure_title(model.name, dataset, optimizer, batch_size))
 
 # %% [markdown]
-# ## Evaluate on the test set
+# *Figure 1. Loss and accuracy per epoch: on the training images as they were
+# augmented during the epoch (solid), and on the held-out validation images
+# after it (dashed).*
+#
+# ## The test set
 #
 # The last epoch's model, which the run reports, and the model of the epoch with
 # the best validation accuracy (`best.h5`), tested once for comparison.
 
 # %%
 test = rk.evaluate(model, data.x_test, data.y_test)
-print(f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}")
-best = rk.evaluate_best(out_dir, data)  # the best-validation epoch's model (best.h5), for comparison
-if best:
-    print(f"best-validation model: test accuracy {best['accuracy']:.4f}, test loss {best['loss']:.4f}")
+best = rk.evaluate_best(out_dir, data)
 confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
 
 # %% [markdown]
-# ## Save
+# *Figure 2. Confusion matrix of the last epoch's model on the test set: row i
+# shows where the test images of class i went, in percent of that class.*
 #
-# The model (`model.h5`, probabilities out), the figures, the history, a few test images (`examples/`, the
-# demo's) and the key figures (`results.json`).
+# ## What this run shows
+
+# %%
+report.note(report.findings(history, test, best))
+
+# %% [markdown]
+# ## Every epoch
+
+# %%
+report.note(report.training_log(history))
+
+# %% [markdown]
+# ## The run's figures
+#
+# Saved beside this report: the model (`model.h5`, images in, probabilities
+# out), the figures, the history and a few test images (`examples/`).
 
 # %%
 results = report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, precision=precision,

@@ -27,7 +27,7 @@ validation_split = 0.1  # fraction of each class held out for validation
 depth = 44  # weight layers: 6n+2 for n blocks per stage (20, 32, 44, 56, 110, ...)
 version = "v1"  # v1 (post-activation) or v2 (pre-activation)
 shortcut = "projection"  # projection (1x1 conv) or zero_pad (the paper's option A)
-weight_decay = 1e-4  # coupled L2 on the kernels
+weight_decay = 1e-4  # coupled L2 on every weight (the paper's code)
 optimizer = "rmsprop"  # sgd, adam or rmsprop
 learning_rate = 0.001  # initial learning rate
 momentum = 0.9  # sgd only
@@ -43,6 +43,7 @@ precision = "auto"  # auto, float32, mixed_float16 or mixed_bfloat16; auto: mixe
 #   mixed_bfloat16 on a CPU with bfloat16 instructions (AVX512-BF16, AMX), else float32
 devices = 1  # devices to train on (JAX backend): each batch is split over them, the recipe stays; "all": every GPU
 out_dir = "outputs/q2/dev"  # where the artefacts go (the sweep sets it)
+replay = False  # True: train nothing; redraw this report from the finished run in out_dir (its model.h5, history.csv)
 
 # %%
 from resnet_keras import models, plots, report
@@ -56,10 +57,11 @@ report.title("Q2", models.resnet_name(depth, version), dataset,
 # of the grid in `params/q2_grid.yaml` (by default the assignment's three
 # configurations: ResNet-44 (n=7) with RMSprop at batch 128 and with Adam at
 # batch 64, ResNet-32 (n=5) with SGD momentum 0.9 at batch 256, on both data
-# sets) and compares them all in `outputs/index.html`.
-
-# %% [markdown]
-# ## Setup and data
+# sets, each at seeds 0, 1 and 2) and compares them in its index. Below: the
+# setup, the learning curves, the test set, what the run shows, and every
+# epoch's figures.
+#
+# ## Setup
 
 # %%
 import resnet_keras as rk
@@ -67,42 +69,65 @@ import resnet_keras as rk
 rk.set_seed(seed)
 precision = rk.set_precision(precision)
 devices = rk.set_devices(devices)
-print(f"precision: {precision}, devices: {devices}")
 data = rk.load_dataset(dataset, data_dir, label_mode=label_mode, validation_split=validation_split,
                        per_class=per_class, test_per_class=test_per_class)
 mean, std = data.channel_stats()
-print(f"{dataset}: {data.describe()}")
-
-# %% [markdown]
-# ## Model
-
-# %%
 model = rk.build_resnet(depth, data.num_classes, version=version, shortcut=shortcut, weight_decay=weight_decay,
                         mean=mean, std=std)
-print(f"{model.name}: {rk.count_params(model):,} trainable parameters; {optimizer}, batch {batch_size}")
+report.note(report.setup_table(model, data, dataset=dataset, optimizer=optimizer, learning_rate=learning_rate,
+                               batch_size=batch_size, epochs=epochs, weight_decay=weight_decay, augment=augment,
+                               precision=precision, seed=seed, schedule=schedule, warmup_epochs=warmup_epochs,
+                               momentum=momentum, nesterov=nesterov, shortcut=shortcut, version=version,
+                               out_dir=out_dir))
 
 # %% [markdown]
-# ## Train
+# ## Learning curves
 
-# %%
+# %% tags=["remove_output"]
 history = rk.train(model, data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                    learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, schedule=schedule,
-                   warmup_epochs=warmup_epochs, augment=augment, seed=seed, pipeline=pipeline)
-curves = plots.plot_history(history, f"{model.name}, {optimizer}, batch {batch_size}, {dataset}")
+                   warmup_epochs=warmup_epochs, augment=augment, seed=seed, pipeline=pipeline, replay=replay)
+
+# %%
+curves = plots.plot_history(history, report.figure_title(model.name, dataset, optimizer, batch_size))
 
 # %% [markdown]
-# ## Evaluate and save
+# *Figure 1. Loss and accuracy per epoch: on the training images as they were
+# augmented during the epoch (solid), and on the held-out validation images
+# after it (dashed).*
+#
+# ## The test set
 #
 # The last epoch's model, which the run reports, and the model of the epoch with
-# the best validation accuracy (`best.h5`), tested once for comparison; the
-# confusion matrix is the last epoch's model's.
+# the best validation accuracy (`best.h5`), tested once for comparison.
 
 # %%
 test = rk.evaluate(model, data.x_test, data.y_test)
-print(f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}")
-best = rk.evaluate_best(out_dir, data)  # the best-validation epoch's model (best.h5), for comparison
-if best:
-    print(f"best-validation model: test accuracy {best['accuracy']:.4f}, test loss {best['loss']:.4f}")
+best = rk.evaluate_best(out_dir, data)
 confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
+
+# %% [markdown]
+# *Figure 2. Confusion matrix of the last epoch's model on the test set: row i
+# shows where the test images of class i went, in percent of that class
+# (CIFAR-100's hundred classes are drawn without labels).*
+#
+# ## What this run shows
+
+# %%
+report.note(report.findings(history, test, best))
+
+# %% [markdown]
+# ## Every epoch
+
+# %%
+report.note(report.training_log(history))
+
+# %% [markdown]
+# ## The run's figures
+#
+# Saved beside this report: the model (`model.h5`, images in, probabilities
+# out), the figures, the history and a few test images (`examples/`).
+
+# %%
 results = report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, precision=precision,
                         data=data, best=best)

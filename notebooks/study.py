@@ -42,7 +42,7 @@ depth = 20  # weight layers: 20, 32, 44, 56, 110, ... for CIFAR families; 18, 34
 width = 1  # filter multiplier (CIFAR families)
 shortcut = "zero_pad"  # CIFAR families: zero_pad (the paper's option A) or projection (1x1 conv)
 dropout = 0.0  # dropout rate before the classifier
-weight_decay = 1e-4  # coupled L2 on the kernels (the paper: 1e-4)
+weight_decay = 1e-4  # coupled L2 on every weight (the paper: 1e-4)
 optimizer = "sgd"  # sgd, adam or rmsprop
 learning_rate = 0.1  # initial learning rate
 momentum = 0.9  # sgd only
@@ -60,6 +60,7 @@ precision = "auto"  # auto, float32, mixed_float16 or mixed_bfloat16; auto: mixe
 #   mixed_bfloat16 on a CPU with bfloat16 instructions (AVX512-BF16, AMX), else float32
 devices = 1  # devices to train on (JAX backend): each batch is split over them, the recipe stays; "all": every GPU
 out_dir = "outputs/study/dev"  # where the artefacts go (the sweep sets it)
+replay = False  # True: train nothing; redraw this report from the finished run in out_dir (its model.h5, history.csv)
 
 # %% [markdown]
 # ## Setup
@@ -71,52 +72,54 @@ from resnet_keras import plots, report
 rk.set_seed(seed)
 precision = rk.set_precision(precision)
 devices = rk.set_devices(devices)
-print(f"precision: {precision}, devices: {devices}")
-
-# %% [markdown]
-# ## Prepare the data
-
-# %%
 data = rk.load_dataset(dataset, data_dir, label_mode=label_mode, validation_split=validation_split,
                        per_class=per_class, test_per_class=test_per_class)
 mean, std = data.channel_stats()
-print(f"{dataset}: {data.describe()}")
-
-# %% [markdown]
-# ## Build the model
-
-# %%
 model = rk.build_model(family, depth, data.num_classes, width=width, shortcut=shortcut, dropout=dropout,
                        weight_decay=weight_decay, mean=mean, std=std)
-print(f"{model.name}: {rk.count_params(model):,} trainable parameters, "
-      f"{rk.count_weight_layers(model)} weight layers")
+report.note(report.setup_table(model, data, dataset=dataset, optimizer=optimizer, learning_rate=learning_rate,
+                               batch_size=batch_size, epochs=epochs, weight_decay=weight_decay, augment=augment,
+                               precision=precision, seed=seed, schedule=schedule, warmup_epochs=warmup_epochs,
+                               momentum=momentum, nesterov=nesterov, shortcut=shortcut, plain=family == "plain",
+                               dropout=dropout, version="v2" if family == "preact" else "v1", out_dir=out_dir))
 
 # %% [markdown]
-# ## Train
-#
-# One line per epoch. An interrupted run continues from its last completed epoch.
+# ## Learning curves
 
-# %%
+# %% tags=["remove_output"]
 history = rk.train(model, data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                    learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, schedule=schedule,
                    warmup_epochs=warmup_epochs, warmup=warmup, augment=augment, seed=seed, pipeline=pipeline,
-                   steps_per_execution=steps_per_execution)
-curves = plots.plot_history(history, f"{model.name} on {dataset}")
+                   steps_per_execution=steps_per_execution, replay=replay)
+
+# %%
+curves = plots.plot_history(history, report.figure_title(model.name, dataset, optimizer, batch_size))
 
 # %% [markdown]
-# ## Evaluate on the test set
+# *Figure 1. Loss and accuracy per epoch: on the training images as they were
+# augmented during the epoch (solid), and on the held-out validation images
+# after it (dashed), where the run holds some out.*
+#
+# ## The test set
 
 # %%
 test = rk.evaluate(model, data.x_test, data.y_test)
 print(f"test error {100 * (1 - test['accuracy']):.2f}% (accuracy {test['accuracy']:.4f}), "
       f"test loss {test['loss']:.4f}")
 best = rk.evaluate_best(out_dir, data)  # with a validation split: the best-validation epoch's model (best.h5)
-if best:
-    print(f"best-validation model: test accuracy {best['accuracy']:.4f}, test loss {best['loss']:.4f}")
 paper = report.paper_error(dataset, family, depth, shortcut)
 if paper is not None:
     print(f"the ResNet paper's table: {paper:.2f}% for ResNet-{depth} on CIFAR-10")
 confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
+
+# %% [markdown]
+# *Figure 2. Confusion matrix of the last epoch's model on the test set: row i
+# shows where the test images of class i went, in percent of that class.*
+#
+# ## What this run shows
+
+# %%
+report.note(report.findings(history, test, best))
 
 # %% [markdown]
 # ## Inference speed
@@ -131,10 +134,16 @@ speed = rk.measure_inference(rk.inference_model(model), data.x_test)
 print(f"latency {speed['latency_ms']:.2f} ms per image, throughput {speed['throughput_img_s']:,.0f} images/s")
 
 # %% [markdown]
-# ## Save
+# ## Every epoch
+
+# %%
+report.note(report.training_log(history))
+
+# %% [markdown]
+# ## The run's figures
 #
-# The model (`model.h5`, probabilities out), the figures, the history, a few test images (`examples/`, the
-# demo's) and the key figures (`results.json`).
+# Saved beside this report: the model (`model.h5`, images in, probabilities
+# out), the figures, the history and a few test images (`examples/`).
 
 # %%
 results = report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, precision=precision,

@@ -11,14 +11,16 @@ from resnet_keras.files import atomic_path  # noqa: E402
 
 
 def plot_history(history, title=""):
-    """Loss and accuracy per epoch, train and validation, from a history DataFrame."""
+    """Loss and accuracy (%) per epoch, train and validation, from a history DataFrame; whole epochs on the axis."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric in zip(axes, ("loss", "accuracy")):
+        scale = 100 if metric == "accuracy" else 1
         for prefix, label, style in (("", "train", "-"), ("val_", "validation", "--")):
             if prefix + metric in history:
-                ax.plot(history["epoch"], history[prefix + metric], style, marker="o", ms=3, label=label)
+                ax.plot(history["epoch"], scale * history[prefix + metric], style, marker="o", ms=3, label=label)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
+        ax.set_ylabel("accuracy (%)" if scale == 100 else "loss (cross-entropy)")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
@@ -27,26 +29,31 @@ def plot_history(history, title=""):
 
 
 def plot_confusion(y_true, y_pred, class_names, title="Confusion matrix (test set)"):
-    """Row-normalised confusion matrix; class names on the axes up to 20 classes."""
+    """Row-normalised confusion matrix in percent: each row is a true class and sums to 100.
+
+    Up to 20 classes, the axes name the classes and each cell of 0.5% or more
+    prints its rounded percentage (smaller ones are left blank, so no cell
+    reads 0); with more, the matrix is drawn as an image only.
+    """
     k = len(class_names)
     counts = np.zeros((k, k), dtype=np.int64)
     np.add.at(counts, (y_true, y_pred), 1)
-    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    rates = 100 * counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     size = 6 if k <= 20 else 9
     fig, ax = plt.subplots(figsize=(size, size))
-    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=100)
     if k <= 20:
         ax.set_xticks(range(k), class_names, rotation=60, ha="right")
         ax.set_yticks(range(k), class_names)
         for i in range(k):
             for j in range(k):
-                if counts[i, j]:
-                    ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                            color="white" if rates[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+                if rates[i, j] >= 0.5:
+                    ax.text(j, i, f"{rates[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                            color="white" if rates[i, j] > 50 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
     ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="% of the true class")
     fig.tight_layout()
     return fig
 

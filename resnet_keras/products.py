@@ -43,3 +43,6 @@ COMPLETE = (NOTEBOOK, REPORT, MODEL, HISTORY, CURVES, RECORD)  # a finished run 
 LINKS = (("report", REPORT), ("notebook", NOTEBOOK), ("model", MODEL), ("history", HISTORY), ("curves", CURVES),
          ("confusion", CONFUSION), ("TensorBoard", TENSORBOARD), ("record", RECORD))  # the index's, where they exist
 RESUME_FOLDERS = (RESUME, f"{FINETUNE}/{RESUME}")
+# A committed run's folder in results/ (`summary.reference`) holds its settings, results and provenance here; a
+# notebook redrawing its report (`train(replay=True)`) reads where and how it trained.
+REFERENCE = "run.json"

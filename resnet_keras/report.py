@@ -4,10 +4,13 @@ Notebooks end with `finish`, which writes the run's products (`products.py`).
 The sweep's summary of all runs is `summary/index.py`."""
 
 import os
+import time
 
 from resnet_keras import products
 from resnet_keras.errors import check_choice
-from resnet_keras.files import executed_modules, write_json, write_text
+from resnet_keras.files import executed_modules, read_json_object, write_json, write_text
+
+_STARTED = time.monotonic()  # imported by a notebook's first cell: its wall time counts from here
 
 # He et al. (2015), table 6: CIFAR-10 test error (%) of ResNets with option-A
 # shortcuts, trained 64k iterations with the step schedule.
@@ -60,6 +63,10 @@ def run_summary(history, test, model, best=None, **info):
         "train_time_s": round(float(history["time_s"].sum()), 1),
         **info,
     }
+    if history.attrs.get("replayed"):  # a redrawn report's notebook trained nothing: its epochs ran elsewhere
+        summary["trained_on"] = history.attrs.get("trained_on")
+    else:
+        summary["wall_time_s"] = round(time.monotonic() - _STARTED, 1)
     if "val_accuracy" in history:
         summary["best_val_accuracy"] = float(history["val_accuracy"].max())
         summary["final_val_accuracy"] = float(history["val_accuracy"].iloc[-1])
@@ -109,10 +116,6 @@ def finish(out_dir, model, history, test, figures=None, data=None, best=None, **
     if data is not None:
         write_examples(os.path.join(out_dir, products.EXAMPLES), data.x_test, data.y_test, data.class_names)
     results = write_run_results(out_dir, summary)
-    written = [products.FIGURES[name] for name in figures] + [products.HISTORY, products.MODEL]
-    written += [f"{products.EXAMPLES}/"] if data is not None else []
-    written.append(products.RESULTS)
-    print(f"saved {', '.join(written)}")
     note(figures_table(results))
     return results
 
@@ -145,6 +148,135 @@ def title(question, model_name, dataset, what="trained from scratch"):
     note(f"# {question}: a {network_name(model_name)} {what} on {DATASET_NAMES.get(dataset, dataset)}")
 
 
+SHORTCUT_NAMES = {"projection": "projection (1x1 convolution and batch norm) where the shape changes, identity "
+                                  "elsewhere (the paper's option B)",
+                  "zero_pad": "identity, subsampled and zero-padded where the shape changes, no parameters (the "
+                                "paper's option A)"}
+SCHEDULE_NAMES = {"constant": "constant", "step": "x0.1 at 50% and 75% of the epochs", "cosine": "cosine to 0"}
+
+
+def figure_title(model_name, dataset, optimizer=None, batch_size=None):
+    """A figure's title naming the run: "ResNet-20, Adam, batch 128, CIFAR-10"."""
+    parts = [network_name(model_name), OPTIMIZER_NAMES.get(optimizer, optimizer) if optimizer else None,
+             f"batch {batch_size}" if batch_size else None, DATASET_NAMES.get(dataset, dataset)]
+    return ", ".join(p for p in parts if p)
+
+
+def setup_table(model, data, *, dataset, optimizer, learning_rate, batch_size, epochs, weight_decay, augment,
+                precision, seed, schedule="constant", warmup_epochs=0, momentum=0.9, nesterov=False,
+                shortcut="projection", plain=False, dropout=0.0, version="v1", out_dir=None):
+    """The run's setup as a Markdown table, the first thing a report shows: network, recipe, data, machine.
+
+    Args:
+        model: the built model (its name and trainable parameters).
+        data: the run's `CifarData` (the size of each split).
+        out_dir: the run's folder: where it holds a committed run's
+            `run.json` (a report redrawn by `train(replay=True)`), the table
+            names the machine that trained it.
+        the rest: the notebook's parameters of the same names; `precision`
+            as `set_precision` resolved it.
+    """
+    import keras
+
+    from resnet_keras.devices import describe
+    from resnet_keras.models import count_params
+
+    name = network_name(model.name)
+    if version == "v2" and not name.startswith("pre-activation"):
+        name = f"pre-activation {name}"
+    rate = f"{learning_rate:g}, {SCHEDULE_NAMES.get(schedule, schedule)}"
+    if warmup_epochs:
+        rate += f", after {warmup_epochs} warm-up epoch{'s' if warmup_epochs > 1 else ''}"
+    opt = OPTIMIZER_NAMES.get(optimizer, optimizer)
+    if optimizer == "sgd":
+        opt += f" with {'Nesterov ' if nesterov else ''}momentum {momentum:g}"
+    held_out = len(data.y_val) / max(len(data.y_train) + len(data.y_val), 1)
+    split = (f"{len(data.y_train):,} train, {len(data.y_val):,} validation ({100 * held_out:.0f}% of each class, "
+             f"held out), {len(data.y_test):,} test images; {data.num_classes} classes")
+    rows = [("network", name + (", no shortcuts (plain)" if plain else "")),
+            ("shortcuts", None if plain else SHORTCUT_NAMES.get(shortcut, shortcut)),
+            ("trainable parameters", f"{count_params(model):,}"),
+            ("optimizer", opt), ("learning rate", rate), ("batch", f"{batch_size} images"),
+            ("weight decay", f"{weight_decay:g} (L2 on every weight)" if weight_decay else "none"),
+            ("dropout", f"{dropout:g} before the classifier" if dropout else None),
+            ("epochs", str(epochs)),
+            ("augmentation", "pad 4 pixels, random 32x32 crop, random horizontal flip" if augment else "none"),
+            ("data", f"{DATASET_NAMES.get(dataset, dataset)}: {split}"),
+            ("precision", precision), ("seed", str(seed))]
+    here = f"{describe()}; Keras {keras.__version__} on {keras.backend.backend()}"
+    trained = read_json_object(os.path.join(out_dir, products.REFERENCE)).get("provenance") if out_dir else None
+    if trained:  # a committed run's report, redrawn from its history and model (`train(replay=True)`)
+        rows += [("trained on", f"{trained.get('device')}; {trained.get('backend')}, {trained.get('precision')}; "
+                                f"commit {trained.get('commit')}, finished {trained.get('finished')}"),
+                 ("this report redrawn on", f"{here}, from the run's history and model, without training")]
+    else:
+        rows.append(("computed on", here))
+    return "\n".join(["| setting | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows if v is not None])
+
+
+def training_log(history):
+    """Every epoch of the run as a Markdown table, a resumed run's earlier epochs included and marked.
+
+    `history`: `train`'s DataFrame; its `attrs["resumed_after"]` (set by
+    `train`) is the number of epochs an earlier attempt had committed.
+    """
+    resumed = history.attrs.get("resumed_after", 0)
+    has_val = "val_accuracy" in history
+    head = "| epoch | train loss | train accuracy |" + (" validation loss | validation accuracy |" if has_val else "")
+    head += " learning rate | seconds |"
+    lines = [head, "|" + "---|" * head.count(" |")]
+    for _, row in history.iterrows():
+        cells = [f"{int(row['epoch'])}", f"{row['loss']:.4f}", f"{100 * row['accuracy']:.2f}%"]
+        if has_val:
+            cells += [f"{row['val_loss']:.4f}", f"{100 * row['val_accuracy']:.2f}%"]
+        cells += [f"{row['lr']:.3g}", f"{row['time_s']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+        if resumed and int(row["epoch"]) == resumed and resumed < len(history):
+            lines.append(f"| resumed here: epochs 1-{resumed} were trained by an earlier attempt, which was "
+                         f"interrupted; this attempt restored their state and trained the rest |" + " |" * (
+                             head.count(" |") - 1))
+    return "\n".join(lines)
+
+
+def findings(history, test, best=None):
+    """"What this run shows": a paragraph computed from the run's own figures, so it cannot disagree with them.
+
+    Where validation accuracy peaked, the final gap between train and
+    validation accuracy, whether validation accuracy was still rising over
+    the last five epochs (a least-squares slope above 0.2 points an epoch),
+    and the test accuracy of the last epoch's and the best-validation model.
+    """
+    import numpy as np
+
+    n = len(history)
+    last_train = 100 * history["accuracy"].iloc[-1]
+    out = []
+    if "val_accuracy" in history:
+        val = 100 * history["val_accuracy"].to_numpy(float)
+        peak = int(val.argmax())
+        out.append(f"Validation accuracy peaked at {val[peak]:.2f}% in epoch {int(history['epoch'].iloc[peak])} of "
+                   f"{n} and ended at {val[-1]:.2f}%.")
+        gap = last_train - val[-1]
+        out.append(f"In the last epoch the network classified {last_train:.2f}% of its (augmented) training images "
+                   f"right, {abs(gap):.2f} points {'above' if gap >= 0 else 'below'} validation"
+                   + (": it fits its training set better than unseen images." if gap >= 2 else "."))
+        tail = val[-5:]
+        if len(tail) >= 3:
+            slope = float(np.polyfit(np.arange(len(tail)), tail, 1)[0])
+            trend = (f"still rising, by about {slope:.2f} points an epoch: more epochs would likely help"
+                     if slope > 0.2 else f"no longer rising ({slope:+.2f} points an epoch)")
+            out.append(f"Over the last {len(tail)} epochs it averaged {tail.mean():.2f}% (from {tail.min():.2f} "
+                       f"to {tail.max():.2f}%), {trend}.")
+    else:
+        out.append(f"In the last epoch the network classified {last_train:.2f}% of its training images right.")
+    sentence = f"On the test set the last epoch's model scored {100 * test['accuracy']:.2f}%"
+    if best is not None and "val_accuracy" in history:
+        epoch = int(history["epoch"].iloc[int(history["val_accuracy"].to_numpy().argmax())])
+        sentence += f", the best-validation model (epoch {epoch}) {100 * best['accuracy']:.2f}%"
+    out.append(sentence + f" (test loss {test['loss']:.3f}).")
+    return "**What this run shows.** " + " ".join(out)
+
+
 def figures_table(results):
     """The run's figures as a Markdown table: what a reader of the report looks for first.
 
@@ -153,19 +285,31 @@ def figures_table(results):
     def pct(key):
         return f"{100 * results[key]:.2f}%" if results.get(key) is not None else None
 
-    machine = ", ".join(str(results[k]) for k in ("device", "backend", "precision") if results.get(k))
+    machine = results.get("trained_on") or ", ".join(str(results[k]) for k in ("device", "backend", "precision")
+                                                     if results.get(k))
     per_epoch = results.get("epoch_time_s")
     best_epoch = results.get("best_epoch")
     rows = [("test accuracy (last epoch's model)", pct("test_accuracy")),
+            ("test loss (last epoch's model)", f"{results['test_loss']:.4f}" if "test_loss" in results else None),
             (f"test accuracy of the best-validation model (epoch {best_epoch})", pct("best_test_accuracy")),
             ("best validation accuracy", pct("best_val_accuracy")),
             ("final validation accuracy", pct("final_val_accuracy")),
             ("network", network_name(results["model"]) if results.get("model") else None),
             ("trainable parameters", f"{results['params']:,}" if results.get("params") is not None else None),
             ("epochs", results.get("epochs_trained")),
-            ("time per epoch", f"{per_epoch:,.1f} s on {machine}" if per_epoch is not None else None)]
+            ("time per epoch (median of epochs 2 onward)", f"{per_epoch:,.1f} s on {machine}"
+             if per_epoch is not None else None),
+            ("training time (all epochs, earlier attempts' included)", _duration(results.get("train_time_s"))),
+            ("wall time of this attempt (data, training, evaluation, saving)", _duration(results.get("wall_time_s")))]
     lines = ["| figure | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows if v is not None]
     return "\n".join(lines)
+
+
+def _duration(seconds):
+    if seconds is None:
+        return None
+    minutes, s = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{s:02d}s"
 
 
 def write_examples(folder, x, y, class_names, count=8):

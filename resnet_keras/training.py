@@ -149,7 +149,7 @@ def compile_for_training(model, optimizer="adam", learning_rate=1e-3, momentum=0
 def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", learning_rate=1e-3, momentum=0.9,
           nesterov=False, schedule="constant", warmup_epochs=0, warmup="linear", milestones=(0.5, 0.75),
           augment=True, seed=0, monitor="val_accuracy", verbose=2, save_best=True, pipeline="auto",
-          steps_per_execution=1):
+          steps_per_execution=1, replay=False):
     """Compile and fit `model` on `data`, resuming if interrupted.
 
     The loss is computed from the logits (`training_model`); `model` keeps
@@ -190,9 +190,15 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
             and JAX; a divisor of the epoch's steps,
             `check_steps_per_execution`): fewer calls from Python, the same
             training.
+        replay: train nothing: `out_dir` holds a finished run of `epochs`
+            epochs (its `model.h5` and `history.csv`, as `results/` keeps
+            them), whose weights `model` takes and whose history is returned:
+            a report redrawn by the same notebook, without training.
     Returns:
         the full history (every epoch, resumed ones included) as a pandas
-        DataFrame, the rows of `history.csv`.
+        DataFrame, the rows of `history.csv`; `attrs["resumed_after"]` is the
+        number of epochs an earlier, interrupted attempt had committed (0 when
+        one attempt trained them all).
     Raises:
         ConfigError: a bad argument, an empty training set, augmentation of
             features; before anything is trained.
@@ -200,6 +206,8 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
             committed).
     """
     check_int("epochs", epochs)
+    if replay:
+        return _replay(model, out_dir, epochs)
     check_int("batch_size", batch_size)
     check_int("warmup_epochs", warmup_epochs, minimum=0)
     check_choice("warmup", warmup, WARMUPS)
@@ -224,14 +232,44 @@ def train(model, data, out_dir, *, epochs, batch_size=128, optimizer="adam", lea
                          os.path.join(out_dir, products.BEST_MODEL) if save_best else None,
                          monitor if has_val else monitor.removeprefix("val_"), epochs, log=verbose == 2, export=model,
                          tensorboard_dir=os.path.join(out_dir, products.TENSORBOARD))
-    batches.set_epoch(ckpt.saved_epoch())
+    resumed_after = ckpt.saved_epoch()
+    batches.set_epoch(resumed_after)
     val = CifarBatches(data.x_val, data.y_val, 500 // shards * shards, pipeline=pipeline, shards=shards,
                        first=len(data.x_train)) if has_val else None
     batches, steps = fit_inputs(batches, epochs)
     # shuffle=False: the batches shuffle themselves, seeded per epoch (Keras' default would only warn on tf.data).
     trainer.fit(batches, epochs=epochs, steps_per_epoch=steps, validation_data=fit_inputs(val)[0] if val else None,
                 shuffle=False, callbacks=[ckpt, StopOnNaN()], verbose=1 if verbose == 1 else 0)
-    return history_frame(ckpt.rows)
+    history = history_frame(ckpt.rows)
+    history.attrs["resumed_after"] = resumed_after
+    return history
+
+
+def _replay(model, out_dir, epochs):
+    """`train(replay=True)`: the finished run in `out_dir` put back into `model`, and its history."""
+    import pandas as pd
+
+    from resnet_keras.files import load_h5, read_json_object
+
+    model_path, history_path = (os.path.join(out_dir, name) for name in (products.MODEL, products.HISTORY))
+    history = pd.read_csv(history_path) if os.path.isfile(history_path) else None
+    if history is None or len(history) != epochs or not os.path.isfile(model_path):
+        raise ConfigError(f"replay=True needs a finished run of {epochs} epochs in {out_dir!r} ({products.MODEL} and "
+                          f"a {products.HISTORY} of {epochs} rows); train it first, or use replay=False")
+    saved = load_h5(model_path)
+    for layer in model.layers:  # by name: a saved option-A shortcut is a frozen convolution with a kernel
+        if layer.weights:
+            layer.set_weights(saved.get_layer(layer.name).get_weights())
+    # Where an earlier attempt was interrupted: the sweep's record of the run, or the committed run's provenance.
+    record = read_json_object(os.path.join(out_dir, products.RECORD))
+    committed = read_json_object(os.path.join(out_dir, products.REFERENCE)).get("provenance", {})
+    history.attrs["resumed_after"] = record.get("resumed_after", committed.get("resumed_after", 0))
+    history.attrs["replayed"] = True
+    trained = record.get("results") or committed
+    if trained:  # where its epochs were timed
+        history.attrs["trained_on"] = ", ".join(str(trained[k]) for k in ("device", "backend", "precision")
+                                                if trained.get(k))
+    return history
 
 
 def check_steps_per_execution(k, steps):

@@ -2,6 +2,7 @@
 
     make reference    # python -m resnet_keras.summary.reference collect: finished full-length runs -> results/
     make results      # python -m resnet_keras.summary.reference draw: results/ -> its tables, figures, the README's
+    make reports      # python -m resnet_keras.summary.reference redraw: the committed reports, with today's notebooks
 
 A run is a reference when it finished under the sweep with exactly the
 parameters of its run in the `full` profile's plan. Its folder keeps what is
@@ -34,13 +35,13 @@ import os
 import shutil
 import sys
 
-from resnet_keras import products
+from resnet_keras import products, report
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import atomic_path, read_json_object, write_json, write_text
 from resnet_keras.summary import comparisons
 from resnet_keras.sweep.params import plan, recipe  # noqa: F401 (recipe: part of this module's interface)
 
-RUN_FILE = "run.json"
+RUN_FILE = products.REFERENCE
 DELIVERED = ("q1", "q2")  # the assignment: its reference runs keep their model, report and figures
 PRECISION = "precision"  # the precision study: Q1's recipe in float32 (params/study_precision.yaml)
 SEEDS = 3  # seeds per configuration that the precision rule needs (docs/performance.md)
@@ -102,6 +103,62 @@ def _deliver(folder, target):
         shutil.copytree(os.path.join(folder, products.EXAMPLES), examples)
 
 
+def redraw(results="results", params_dir="params", profile="full", only=None, log=print):
+    """Redraw committed runs' reports with today's notebooks, without training; return the keys redrawn.
+
+    Each run's notebook executes on a copy of its folder with `replay=True`
+    (`train` then takes the weights of its `model.h5` and its `history.csv`)
+    and the precision it trained in; the new `report.html`, figures and
+    `examples/` replace the committed ones. The model, the history and
+    `run.json`, the run's own record, stay as they are. The test set is
+    evaluated again, on this machine: a model that computes in bfloat16 may
+    flip a few of the 10,000 test images against the figure its run recorded
+    (`tests/test_results.py`).
+
+    Args:
+        only: run keys (`question/run`) to redraw; default: every committed run with a model.
+    """
+    import tempfile
+
+    import jupytext
+    import papermill
+
+    from resnet_keras.sweep.runner import export_report
+
+    planned = {run.key: run for run in plan(params_dir, profile)}
+    done = []
+    for question, entries in load(results).items():
+        for name in entries:
+            key, folder = f"{question}/{name}", os.path.join(results, question, name)
+            if (only and key not in only) or not os.path.isfile(os.path.join(folder, products.MODEL)):
+                continue
+            if key not in planned:
+                raise ConfigError(f"{key} is committed but not in the {profile!r} plan of {params_dir}/; "
+                                  f"it cannot be redrawn with a notebook")
+            run, entry = planned[key], entries[name]
+            with tempfile.TemporaryDirectory(prefix="redraw-") as tmp:
+                for product in (products.MODEL, products.BEST_MODEL, products.HISTORY, RUN_FILE):
+                    if os.path.isfile(os.path.join(folder, product)):
+                        shutil.copyfile(os.path.join(folder, product), os.path.join(tmp, product))
+                parameters = {**run.parameters, "out_dir": tmp, "replay": True,
+                              "precision": entry["provenance"].get("precision") or run.parameters.get("precision")}
+                executed = os.path.join(tmp, products.NOTEBOOK)
+                papermill.execute_notebook(jupytext.read(run.notebook), executed, parameters=parameters,
+                                           kernel_name="python3", progress_bar=False, cwd=os.path.abspath("."),
+                                           extra_arguments=["--IPKernelApp.capture_fd_output=False"])
+                export_report(executed, os.path.join(tmp, products.REPORT), key)
+                for product in KEPT:
+                    if os.path.isfile(os.path.join(tmp, product)):
+                        with atomic_path(os.path.join(folder, product)) as out:
+                            shutil.copyfile(os.path.join(tmp, product), out)
+                examples = os.path.join(folder, products.EXAMPLES)
+                shutil.rmtree(examples, ignore_errors=True)
+                shutil.copytree(os.path.join(tmp, products.EXAMPLES), examples)
+            log(f"reference: redrew {key}")
+            done.append(key)
+    return done
+
+
 def slim_h5(source, target):
     """Copy a Keras `.h5` model without its optimizer state and training configuration: what inference needs."""
     import h5py
@@ -132,7 +189,7 @@ def load(results="results"):
 
 def draw(results="results", readme="README.md", params_dir="params", profile="full"):
     """Draw `results/README.md`, the paper's table and figures, and the README's block; return the block."""
-    from resnet_keras import plots, report
+    from resnet_keras import plots
 
     refs = load(results)
     planned = {}
@@ -199,8 +256,6 @@ def _assignment(planned, refs, prefix):
     """Markdown lines: the assignment's configurations (Q1, then Q2 by data set) in plan order, each over its seeds
     (and per precision, where seeds trained in several), with the machines they trained on and their reports; Q1
     beside the original write-up's figure; Q2's curves; Q3's note."""
-    from resnet_keras import report
-
     configs = _configurations([run for question in DELIVERED for run in planned.get(question, [])])
     if not configs:
         return []
@@ -361,8 +416,6 @@ def _q2_datasets(refs):
 
 def _q2_label(entry):
     """A Q2 run's curve label: "ResNet-44, RMSprop, batch 128"."""
-    from resnet_keras import report
-
     s = entry["settings"]
     return (f"{report.network_name(entry['results']['model'])}, "
             f"{report.OPTIMIZER_NAMES.get(s.get('optimizer'), s.get('optimizer'))}, batch {s.get('batch_size')}")
@@ -416,7 +469,8 @@ def _table(facts, entries):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m resnet_keras.summary.reference", description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("collect", "draw"))
+    ap.add_argument("command", choices=("collect", "draw", "redraw"))
+    ap.add_argument("--only", nargs="*", help="redraw: these runs (question/run); default: every committed one")
     ap.add_argument("--outputs", default="outputs", help="where the sweep's runs are (default: outputs)")
     ap.add_argument("--results", default="results", help="the reference folder (default: results)")
     ap.add_argument("--params", default="params", help="folder of params files (default: params)")
@@ -427,6 +481,9 @@ def main(argv=None):
         if args.command == "collect":
             copied = collect(args.outputs, args.results, args.params, args.profile)
             print(f"reference: {len(copied)} runs copied into {args.results}/: {', '.join(copied) or 'none'}")
+        elif args.command == "redraw":
+            done = redraw(args.results, args.params, args.profile, args.only)
+            print(f"reference: {len(done)} reports redrawn in {args.results}/")
         else:
             draw(args.results, args.readme, args.params, args.profile)
             print(f"reference: drew {args.results}/README.md and the results block of {args.readme}")
