@@ -296,7 +296,89 @@ def _assignment(planned, refs, prefix):
                       f"{_pm(f['final_val'])} (epoch {f['epochs'][0]}; {_seeds(entries)})."]
     figures = [f"![Q2 on {report.DATASET_NAMES.get(d, d)}: validation accuracy per epoch]"
                f"({prefix}q2/val_accuracy_{d}.png)" for d in _q2_datasets(refs)]
-    return lines + ([""] + figures if figures else []) + ["", Q3_NOTE, ""]
+    discussion = _discussion(planned, refs)
+    return lines + ([""] + figures if figures else []) + [""] + (discussion or [Q3_NOTE, ""])
+
+
+def _discussion(planned, refs):
+    """Markdown lines: "what the results show", written from the committed figures, so it cannot disagree with them.
+
+    Two configurations differ when their mean test accuracies are more than twice the larger of their spreads
+    apart: the standard deviation over seeds where a configuration has two or more, else the standard deviation
+    of its run's last five validation accuracies (epoch-to-epoch noise, a lower bound on seed-to-seed noise).
+    """
+    import numpy as np
+
+    groups = {}  # (question, dataset) -> [(label, figures, spread, spread kind)]
+    for (question, _), runs in _configurations([run for q in DELIVERED for run in planned.get(q, [])]).items():
+        by_precision = _by_precision(refs.get(question, {}), [run.name for run in runs])
+        if not by_precision:
+            continue
+        entries = max(by_precision.values(), key=len)  # the precision with the most seeds
+        f = _figures(entries)
+        seeds = len(f["test"])
+        spread = (float(np.std(f["test"], ddof=1)) if seeds > 1 else
+                  float(np.std(100 * next(iter(entries.values()))["history"]["val_accuracy"].tail(5), ddof=1)))
+        e = next(iter(entries.values()))
+        label = _q2_label(e) if question == "q2" else f"{report.network_name(e['results']['model'])}"
+        slopes = [float(np.polyfit(np.arange(5), 100 * x["history"]["val_accuracy"].tail(5).to_numpy(float), 1)[0])
+                  for x in entries.values()]
+        groups.setdefault((question, e["settings"].get("dataset")), []).append(
+            {"label": label, "f": f, "n": seeds, "spread": spread, "rising": float(np.mean(slopes)) > 0.2,
+             "optimizer": e["settings"].get("optimizer"),
+             "gaps": [100 * x["results"]["train_val_gap"] for x in entries.values()
+                      if x["results"].get("train_val_gap") is not None]})
+    if not groups:
+        return []
+    lines = ["**What the results show** (computed from the figures above by `make results`):", ""]
+    for (question, dataset), configs in sorted(groups.items()):
+        name = report.DATASET_NAMES.get(dataset, dataset)
+        n = sorted({c["n"] for c in configs})
+        seeds = f"{n[0]} seed{'s' if n[0] > 1 else ''} each" if len(n) == 1 else f"{n[0]}-{n[-1]} seeds"
+        if question == "q1":
+            c = configs[0]
+            lines.append(f"- **Q1** ({seeds.removesuffix(' each')}): {c['label']} trained from scratch with Adam "
+                         f"reached "
+                         f"{_pm(c['f']['best_val'])} best validation accuracy and {_pm(c['f']['final_val'])} at "
+                         f"epoch 20, against the original write-up's {Q1_STATED}; its test accuracy was "
+                         f"{_pm(c['f']['test'])}.")
+            continue
+        ranked = sorted(configs, key=lambda c: -np.mean(c["f"]["test"]))
+        order = "; ".join(f"{c['label']} {_pm(c['f']['test'])}" for c in ranked)
+        calls = []
+        for i, a in enumerate(ranked):
+            for b in ranked[i + 1:]:
+                gap, bound = np.mean(a["f"]["test"]) - np.mean(b["f"]["test"]), 2 * max(a["spread"], b["spread"])
+                verdict = "exceeds" if gap > bound else "is within"
+                calls.append(f"{report.OPTIMIZER_NAMES[a['optimizer']]} over "
+                             f"{report.OPTIMIZER_NAMES[b['optimizer']]}: {gap:.2f} points, which {verdict} twice "
+                             f"the larger spread ({bound:.2f})")
+        kind = ("the standard deviation over seeds" if min(n) > 1 else "with one seed, the standard deviation of "
+                "each run's last five validation accuracies, a lower bound on seed-to-seed noise, so a difference "
+                "that exceeds it is suggestive, not established")
+        lines.append(f"- **Q2 on {name}** ({seeds}), test accuracy: {order}. {'; '.join(calls)} (spread: {kind}).")
+    q2 = {d: {c["optimizer"]: c for c in cs} for (q, d), cs in groups.items() if q == "q2"}
+    if {"cifar10", "cifar100"} <= set(q2):
+        drops = [np.mean(q2["cifar10"][o]["f"]["test"]) - np.mean(q2["cifar100"][o]["f"]["test"])
+                 for o in q2["cifar10"] if o in q2["cifar100"]]
+        rising = {d: sum(c["rising"] for c in q2[d].values()) for d in ("cifar10", "cifar100")}
+        lines.append(f"- **CIFAR-100 against CIFAR-10**: each Q2 configuration scored {min(drops):.1f}-"
+                     f"{max(drops):.1f} points lower on CIFAR-100 (100 classes of 500 training images, against 10 "
+                     f"of 5,000). Validation accuracy was still rising at epoch 20 (by more than 0.2 points an "
+                     f"epoch over the last five) in {rising['cifar100']} of {len(q2['cifar100'])} CIFAR-100 "
+                     f"configurations and {rising['cifar10']} of {len(q2['cifar10'])} on CIFAR-10: more epochs "
+                     f"would likely help CIFAR-100 more.")
+    gaps = {}
+    for (_, dataset), configs in groups.items():
+        gaps.setdefault(dataset, []).extend(g for c in configs for g in c["gaps"])
+    if any(gaps.values()):
+        parts = [f"{min(g):.1f}-{max(g):.1f} points on {report.DATASET_NAMES.get(d, d)}"
+                 for d, g in sorted(gaps.items()) if g]
+        lines.append(f"- **Overfitting**: at epoch 20 every network classified more of its (augmented) training "
+                     f"images right than of the held-out validation images, by {' and '.join(parts)} (each run's "
+                     f"gap is in results/README.md); none of these runs tried a remedy, so the figures do not say "
+                     f"which would close it.")
+    return lines + ["- " + Q3_NOTE, ""]
 
 
 def _configurations(runs):
