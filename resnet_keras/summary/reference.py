@@ -316,15 +316,14 @@ def _discussion(planned, refs):
             continue
         entries = max(by_precision.values(), key=len)  # the precision with the most seeds
         f = _figures(entries)
-        seeds = len(f["test"])
-        spread = (float(np.std(f["test"], ddof=1)) if seeds > 1 else
-                  float(np.std(100 * next(iter(entries.values()))["history"]["val_accuracy"].tail(5), ddof=1)))
-        e = next(iter(entries.values()))
+        seeds, e = len(f["test"]), next(iter(entries.values()))
+        tails = [100 * x["history"]["val_accuracy"].tail(5).to_numpy(float) for x in entries.values()]
+        spread = float(np.std(f["test"] if seeds > 1 else tails[0], ddof=1)) if max(seeds, len(tails[0])) > 1 else 0.0
         label = _q2_label(e) if question == "q2" else f"{report.network_name(e['results']['model'])}"
-        slopes = [float(np.polyfit(np.arange(5), 100 * x["history"]["val_accuracy"].tail(5).to_numpy(float), 1)[0])
-                  for x in entries.values()]
+        slopes = [float(np.polyfit(np.arange(len(t)), t, 1)[0]) for t in tails if len(t) >= 3]
         groups.setdefault((question, e["settings"].get("dataset")), []).append(
-            {"label": label, "f": f, "n": seeds, "spread": spread, "rising": float(np.mean(slopes)) > 0.2,
+            {"label": label, "f": f, "n": seeds, "spread": spread,
+             "rising": bool(slopes) and float(np.mean(slopes)) > 0.2,
              "optimizer": e["settings"].get("optimizer"),
              "gaps": [100 * x["results"]["train_val_gap"] for x in entries.values()
                       if x["results"].get("train_val_gap") is not None]})
