@@ -84,7 +84,7 @@ test: venv data
 TINY := outputs/.tiny-cifar
 # `make sweep` runs the assignment's question notebooks; `make studies` the studies (params/study_*.yaml);
 # ONLY names params files, ONLY=all runs every one.
-QUESTIONS := q1_scratch q2_grid q3_transfer
+QUESTIONS := q1_scratch q2_grid q3_transfer q3_own_base
 STUDIES := $(sort $(basename $(notdir $(wildcard params/study_*.yaml))))
 ONLY ?= $(QUESTIONS)
 sweep: venv data notebooks $(if $(filter smoke,$(PROFILE)),$(TINY)/.complete)
@@ -96,6 +96,7 @@ studies:
 
 $(TINY)/.complete: | venv
 	$(PY) -m resnet_keras.data tiny $(TINY) >/dev/null
+	$(PY) -c 'import resnet_keras as rk; rk.save_h5(rk.build_resnet(8, 100), "$(TINY)/resnet8-cifar100.h5")'
 	touch $@
 
 # One run of the plan (question/run, as `make sweep` lists it) executed as a plain Python script, into its

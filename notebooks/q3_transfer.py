@@ -11,15 +11,11 @@
 #     name: python3
 # ---
 
-# %% [markdown]
-# # Q3: transfer learning with ResNet-50
+# %% [markdown] tags=["remove_cell"]
+# # Q3: transfer learning
 #
-# A ResNet-50 pretrained on ImageNet (`keras.applications`, without its top) is
-# frozen and used as a feature extractor; a small head (global average pooling,
-# Dense 256 with ReLU, softmax) is trained on CIFAR. An optional second stage
-# unfreezes the top of the base and fine-tunes it with a lower learning rate.
-# The sweep trains the head with RMSprop, Adam and SGD (momentum 0.9) on
-# CIFAR-10 and CIFAR-100.
+# The parameters below choose the pretrained base (`weights`), the optimizer of
+# the head and the data set; the report of each run is titled with them.
 
 # %% tags=["parameters"]
 dataset = "cifar10"  # cifar10 or cifar100
@@ -28,7 +24,8 @@ data_dir = None  # folder with the official CIFAR python layout; None: $RESNET_K
 per_class = None  # train only on the first k images of each class (None: all)
 test_per_class = None  # evaluate on the first k test images of each class (None: all)
 validation_split = 0.1  # fraction of each class held out for validation
-weights = "imagenet"  # imagenet, none (random initialisation) or the path of a ResNet-50 no-top weights file
+weights = "imagenet"  # imagenet, none (random init), a ResNet-50 no-top weights file, or a model.h5 of this suite
+#   (e.g. a committed Q2 run's): that network up to its global pooling becomes the base
 resize = None  # resize 32x32 inputs to this square side before the base (e.g. 224), None to keep 32
 head_units = 256  # width of the hidden dense layer of the head
 dropout = 0.0  # dropout rate in the head
@@ -40,85 +37,103 @@ batch_size = 128  # images per step
 augment = True  # pad-4 random crop and horizontal flip (ignored with cache_features)
 cache_features = False  # run the frozen base once per image and train the head on its features (no augmentation)
 fine_tune_epochs = 0  # epochs of fine-tuning after head training (0: no fine-tuning)
-fine_tune_fraction = 0.25  # fraction of the base's layers unfrozen for fine-tuning
+fine_tune_fraction = 0.25  # fraction of the base's layers, from the top, unfrozen for fine-tuning
 fine_tune_learning_rate = 1e-5  # learning rate while fine-tuning
 seed = 0  # seed for weights, data order and augmentation
 precision = "auto"  # auto, float32, mixed_float16 or mixed_bfloat16; auto: mixed_float16 on a GPU,
 #   mixed_bfloat16 on a CPU with bfloat16 instructions (AVX512-BF16, AMX), else float32
 devices = 1  # devices to train on (JAX backend): each batch is split over them, the recipe stays; "all": every GPU
 out_dir = "outputs/q3/dev"  # where the artefacts go (the sweep sets it)
-
-# %% [markdown]
-# ## Setup and data
+replay = False  # True: train nothing; redraw this report from the finished run in out_dir (its model.h5, history.csv)
 
 # %%
-import pandas as pd
-
 import resnet_keras as rk
-from resnet_keras import plots, products, report
+from resnet_keras import plots, report
 
+base_weights = None if weights == "none" else weights
+base_words = rk.transfer.describe_weights(base_weights)
+report.title("Q3", "pretrained network with a new head", dataset,
+             f"trained with {report.OPTIMIZER_NAMES.get(optimizer, optimizer)}")
+
+# %% [markdown]
+# Transfer learning: a pretrained network, frozen, extracts features, and a
+# small head (global average pooling, a dense layer of `head_units` with ReLU,
+# softmax) learns the new classes from them. An optional second stage unfreezes
+# the top of the base and fine-tunes it at a lower learning rate. Below: the
+# setup, the learning curves, the test set, what the run shows, and every
+# epoch's figures.
+#
+# ## Setup
+
+# %%
 rk.set_seed(seed)
 precision = rk.set_precision(precision)
 devices = rk.set_devices(devices)
-print(f"precision: {precision}, devices: {devices}")
 data = rk.load_dataset(dataset, data_dir, label_mode=label_mode, validation_split=validation_split,
                        per_class=per_class, test_per_class=test_per_class)
-print(f"{dataset}: {data.describe()}")
-
-# %% [markdown]
-# ## Model: frozen ResNet-50 base and a new head
-
-# %%
-base_weights = None if weights == "none" else weights
-weights_used = {"imagenet": "ImageNet (keras.applications)", None: "none: random initialisation"}.get(
-    base_weights, f"local file {base_weights}")
-report.note(f"**Weights of the ResNet-50 base: {weights_used}.**"
-            + ("" if base_weights else " Without pretrained weights the frozen base extracts random "
-               "features, so accuracy here says nothing about transfer learning."))
 model = rk.build_transfer_model(data.num_classes, weights=base_weights, resize=resize, head_units=head_units,
                                 dropout=dropout)
-print(f"trainable parameters: {rk.count_params(model):,} of {model.count_params():,}")
+stages = [("base", f"{base_words}; frozen, in inference mode"),
+          ("head training", "on the base's features computed once per image (no augmentation)" if cache_features
+           else "on the images through the frozen base"),
+          ("fine-tuning", f"{fine_tune_epochs} epoch{'s' * (fine_tune_epochs > 1)} of the top {100 * fine_tune_fraction:.0f}% of the base's "
+                          f"layers (batch norms frozen), learning rate {fine_tune_learning_rate:g}"
+           if fine_tune_epochs else "none")]
+report.note(report.setup_table(model, data, dataset=dataset, optimizer=optimizer, learning_rate=learning_rate,
+                               batch_size=batch_size, epochs=epochs, weight_decay=0, augment=augment,
+                               precision=precision, seed=seed, momentum=momentum, dropout=dropout, out_dir=out_dir,
+                               network=f"pretrained base + head (Dense {head_units}, ReLU, softmax)", extra=stages))
 
 # %% [markdown]
-# ## Train the head
-
-# %% [markdown]
+# ## Learning curves
+#
 # With `cache_features`, the frozen base runs once per image and the head trains
 # on the stored features: each epoch then costs only the head, but the images
-# cannot be augmented.
+# cannot be augmented. Fine-tuning trains on the images, augmented.
+
+# %% tags=["remove_output"]
+history = rk.train_transfer(model, data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                            learning_rate=learning_rate, momentum=momentum, augment=augment, seed=seed,
+                            cache_features=cache_features, fine_tune_epochs=fine_tune_epochs,
+                            fine_tune_fraction=fine_tune_fraction, fine_tune_learning_rate=fine_tune_learning_rate,
+                            replay=replay)
 
 # %%
-if cache_features:
-    report.note("**Head trained on cached base features: no augmentation.**")
-    trainee, train_data = rk.cache_features(model, data)
-else:
-    trainee, train_data = model, data
-history = rk.train(trainee, train_data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                   learning_rate=learning_rate, momentum=momentum, augment=augment and not cache_features,
-                   seed=seed, save_best=False)
+curves = plots.plot_history(history, f"Transfer to {report.DATASET_NAMES.get(dataset, dataset)}, head trained "
+                                     f"with {report.OPTIMIZER_NAMES.get(optimizer, optimizer)}")
 
 # %% [markdown]
-# ## Fine-tune the top of the base (when `fine_tune_epochs` > 0)
+# *Figure 1. Loss and accuracy per epoch: head training, then fine-tuning where
+# the run has it (the epochs after the head's); on the training images (solid)
+# and the held-out validation images (dashed).*
+#
+# ## The test set
 
 # %%
-if fine_tune_epochs:
-    opened = rk.unfreeze_top(model, fine_tune_fraction)
-    print(f"fine-tuning {opened} layers of the base, learning rate {fine_tune_learning_rate}")
-    tuned = rk.train(model, data, f"{out_dir}/{products.FINETUNE}", epochs=fine_tune_epochs, batch_size=batch_size,
-                     optimizer=optimizer, learning_rate=fine_tune_learning_rate, momentum=momentum,
-                     augment=augment, seed=seed, save_best=False)
-    history = pd.concat([history, tuned.assign(epoch=tuned["epoch"] + epochs)], ignore_index=True)
-curves = plots.plot_history(history, f"ResNet-50 transfer, {optimizer}, {dataset}")
-
-# %% [markdown]
-# ## Evaluate and save
-
-# %%
-if cache_features and not fine_tune_epochs:  # the same predictions as the whole model, without the base
-    test = rk.evaluate(trainee, train_data.x_test, data.y_test)
-else:
-    test = rk.evaluate(model, data.x_test, data.y_test, batch_size=256)
-print(f"test accuracy {test['accuracy']:.4f}")
+test = rk.evaluate(model, data.x_test, data.y_test, batch_size=256)
 confusion = plots.plot_confusion(data.y_test, test["predictions"], data.class_names)
-results = report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, weights=weights_used,
-              augment=augment and not cache_features, precision=precision, data=data)
+
+# %% [markdown]
+# *Figure 2. Confusion matrix of the final model on the test set: row i shows
+# where the test images of class i went, in percent of that class.*
+#
+# ## What this run shows
+
+# %%
+report.note(report.findings(history, test))
+
+# %% [markdown]
+# ## Every epoch
+
+# %%
+report.note(report.training_log(history))
+
+# %% [markdown]
+# ## The run's figures
+#
+# Saved beside this report: the model (`model.h5`, images in, probabilities
+# out), the figures, the history and a few test images (`examples/`).
+
+# %%
+results = report.finish(out_dir, model, history, test, {"curves": curves, "confusion": confusion}, weights=base_words,
+                        augment=augment and not cache_features, precision=precision, data=data)

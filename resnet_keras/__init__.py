@@ -20,7 +20,7 @@ _EXPORTS = {
     "inference": ["inference_model", "measure_inference", "predict"],
     "blocks": ["bottleneck_block", "preact_block", "residual_block"],
     "models": ["build_imagenet_resnet", "build_model", "build_resnet", "count_params", "count_weight_layers"],
-    "transfer": ["build_transfer_model", "unfreeze_top"],
+    "transfer": ["build_transfer_model", "train_transfer", "unfreeze_top"],
     "files": ["load_h5", "save_h5"],
     "optimizers": ["LRSchedule", "make_optimizer"],
     "training": ["cache_features", "evaluate", "evaluate_best", "set_seed", "train"],

@@ -164,12 +164,16 @@ def figure_title(model_name, dataset, optimizer=None, batch_size=None):
 
 def setup_table(model, data, *, dataset, optimizer, learning_rate, batch_size, epochs, weight_decay, augment,
                 precision, seed, schedule="constant", warmup_epochs=0, momentum=0.9, nesterov=False,
-                shortcut="projection", plain=False, dropout=0.0, version="v1", out_dir=None):
+                shortcut="projection", plain=False, dropout=0.0, version="v1", out_dir=None, network=None,
+                extra=()):
     """The run's setup as a Markdown table, the first thing a report shows: network, recipe, data, machine.
 
     Args:
         model: the built model (its name and trainable parameters).
         data: the run's `CifarData` (the size of each split).
+        network: how to name the network, where its model's name does not
+            say it (the transfer model); its shortcuts are then not listed.
+        extra: more (setting, value) rows, after the epochs.
         out_dir: the run's folder: where it holds a committed run's
             `run.json` (a report redrawn by `train(replay=True)`), the table
             names the machine that trained it.
@@ -181,7 +185,7 @@ def setup_table(model, data, *, dataset, optimizer, learning_rate, batch_size, e
     from resnet_keras.devices import describe
     from resnet_keras.models import count_params
 
-    name = network_name(model.name)
+    name = network or network_name(model.name)
     if version == "v2" and not name.startswith("pre-activation"):
         name = f"pre-activation {name}"
     rate = f"{learning_rate:g}, {SCHEDULE_NAMES.get(schedule, schedule)}"
@@ -194,12 +198,12 @@ def setup_table(model, data, *, dataset, optimizer, learning_rate, batch_size, e
     split = (f"{len(data.y_train):,} train, {len(data.y_val):,} validation ({100 * held_out:.0f}% of each class, "
              f"held out), {len(data.y_test):,} test images; {data.num_classes} classes")
     rows = [("network", name + (", no shortcuts (plain)" if plain else "")),
-            ("shortcuts", None if plain else SHORTCUT_NAMES.get(shortcut, shortcut)),
+            ("shortcuts", None if plain or network else SHORTCUT_NAMES.get(shortcut, shortcut)),
             ("trainable parameters", f"{count_params(model):,}"),
             ("optimizer", opt), ("learning rate", rate), ("batch", f"{batch_size} images"),
             ("weight decay", f"{weight_decay:g} (L2 on every weight)" if weight_decay else "none"),
             ("dropout", f"{dropout:g} before the classifier" if dropout else None),
-            ("epochs", str(epochs)),
+            ("epochs", str(epochs)), *extra,
             ("augmentation", "pad 4 pixels, random 32x32 crop, random horizontal flip" if augment else "none"),
             ("data", f"{DATASET_NAMES.get(dataset, dataset)}: {split}"),
             ("precision", precision), ("seed", str(seed))]

@@ -112,3 +112,28 @@ def dask_cluster(root, nthreads=1, resources=None):
         for proc in procs:
             proc.kill()
             proc.wait()
+
+
+def with_trained_statistics(model, seed=0):
+    """Give every batch norm non-trivial statistics and affine weights, as training would."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.5, c))
+            layer.moving_variance.assign(rng.uniform(0.2, 3.0, c))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, c))
+            layer.beta.assign(rng.normal(0, 0.3, c))
+    return model
+
+
+@pytest.fixture
+def restore_precision():
+    """Put the float32 policy back after a test that sets another precision."""
+    yield
+    import keras
+
+    keras.config.set_dtype_policy("float32")

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from conftest import with_trained_statistics
 
 import resnet_keras as rk
 from resnet_keras.errors import ConfigError
@@ -10,19 +11,6 @@ pytestmark = pytest.mark.backend
 
 def pixels(n, side=32, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, side, side, 3)).astype(np.float32)
-
-
-def with_trained_statistics(model, seed=0):
-    """Give every batch norm non-trivial statistics and affine weights, as training would."""
-    rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 0.5, c))
-            layer.moving_variance.assign(rng.uniform(0.2, 3.0, c))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, c))
-            layer.beta.assign(rng.normal(0, 0.3, c))
-    return model
 
 
 def batch_norms(model):

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from conftest import with_trained_statistics
 
 import resnet_keras as rk
 from resnet_keras.errors import ConfigError
@@ -188,7 +189,8 @@ def test_transfer_model_freezes_base_and_trains_head_only():
     assert rk.count_params(model) == head
     opened = rk.unfreeze_top(model, 0.1)
     assert opened > 0 and rk.count_params(model) > head
-    base = model.get_layer("resnet50")
+    base = rk.transfer.base_of(model)
+    assert base.name == "resnet50"
     assert not any(layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization))
 
 
@@ -205,6 +207,31 @@ def test_transfer_model_loads_local_weights_file(tmp_path):
     model = rk.build_transfer_model(10, weights=path)
     np.testing.assert_array_equal(model.get_layer("resnet50").get_layer("conv1_conv").kernel.numpy(),
                                   donor.get_layer("conv1_conv").kernel.numpy())
+
+
+def test_a_network_of_this_suite_is_a_transfer_base_computing_its_features(tiny_data, tmp_path, restore_precision):
+    """Q3 without internet: a suite network trained on one data set (here in mixed bfloat16, as on CPUs with
+    bfloat16 instructions) is the frozen base for the other, rebuilt in this process's precision, up to its
+    pooling; cached features, fine-tuning of its top layers and saving work as with ResNet-50."""
+    rk.set_precision("mixed_bfloat16")
+    source = with_trained_statistics(rk.build_resnet(8, 100))
+    rk.save_h5(source, str(tmp_path / "source.h5"))
+    rk.set_precision("float32")
+    model = rk.build_transfer_model(10, weights=str(tmp_path / "source.h5"), head_units=32)
+    base = rk.transfer.base_of(model)
+    assert base.compute_dtype == "float32" and not base.trainable
+    assert rk.count_params(model) == 64 * 32 + 32 + 32 * 10 + 10  # the head only
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
+    pooled = keras.Model(source.inputs, source.get_layer("avg_pool").output).predict(x, verbose=0)
+    features = keras.Model(model.inputs, model.get_layer("avg_pool").output).predict(x, verbose=0)
+    np.testing.assert_allclose(features, pooled, rtol=0.05, atol=0.05)  # the source computed in bfloat16
+    data = rk.load_dataset("cifar10", tiny_data, validation_split=0.2)
+    head, cached = rk.cache_features(model, data)
+    assert cached.x_train.shape == (len(data.y_train), 64)
+    assert rk.unfreeze_top(model, 0.34) > 0 and rk.count_params(model) > 64 * 32 + 32 + 32 * 10 + 10
+    rk.save_h5(model, str(tmp_path / "transfer.h5"))
+    np.testing.assert_allclose(rk.load_h5(str(tmp_path / "transfer.h5")).predict(x, verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("call,bad", [

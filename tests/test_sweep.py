@@ -23,7 +23,8 @@ from resnet_keras.cpu import cpu_flags
 pytestmark = pytest.mark.slow
 SMOKE_RUNS = ["q1/cifar10-resnet8-adam", "q2/cifar10-resnet8-sgd-b32", "q3/cifar10-rmsprop-none", "q3/cifar10-sgd-none",
               "architectures/imagenet-18", "paper/resnet-20-seed0", "paper/resnet-20-seed1", "paper/plain-20-seed0",
-              "paper/plain-20-seed1", "preact100/preact-8-w1", "precision/cifar10-resnet8-adam-float32-seed0"]
+              "paper/plain-20-seed1", "preact100/preact-8-w1", "precision/cifar10-resnet8-adam-float32-seed0",
+              "q3/cifar10-adam-own-base"]
 
 
 def make(root, target, *args):

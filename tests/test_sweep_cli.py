@@ -147,7 +147,7 @@ def test_make_sweep_runs_the_question_notebooks_and_make_studies_the_studies():
         return command.split("--only", 1)[1].split() if "--only" in command else None
 
     studies = sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(REPO, "params", "study_*.yaml")))
-    assert only("sweep") == ["q1_scratch", "q2_grid", "q3_transfer"]
+    assert only("sweep") == ["q1_scratch", "q2_grid", "q3_transfer", "q3_own_base"]
     assert only("studies") == studies and "study_paper" in studies
     assert only("sweep", "ONLY=all") is None  # every params file
     assert only("sweep", "ONLY=study_paper") == ["study_paper"]

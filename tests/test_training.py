@@ -436,12 +436,6 @@ def test_augmenting_features_is_refused(tiny_data, tmp_path):
 
 
 
-@pytest.fixture
-def restore_precision():
-    yield
-    keras.config.set_dtype_policy("float32")
-
-
 @pytest.mark.parametrize("devices,flags,expected", [
     (["cpu:0"], ["avx2", "avx512f"], "float32"), (["gpu:0", "gpu:1"], ["avx512_bf16"], "mixed_float16"),
     (["cpu:0"], ["avx2", "avx512f", "avx512_bf16"], "mixed_bfloat16")])

@@ -90,8 +90,12 @@ def blocked_runs(runs, machine, root="."):
     blocked = {}
     for run in runs:
         why = missing.get(data_key(run.settings, root))
-        if not why and run.settings.get("weights") == "imagenet":
+        weights = run.settings.get("weights")
+        if not why and weights == "imagenet":
             why = missing.get("imagenet")
+        elif not why and weights not in (None, "none") and not os.path.isfile(os.path.join(root, weights)):
+            why = (f"weights={weights!r} is not on this machine; put that file there (a committed run's model is "
+                   f"in results/: check out the repository whole) or set another weights in its params file")
         if why:
             blocked[run.key] = why
     return blocked
