@@ -76,8 +76,9 @@ model = rk.build_transfer_model(data.num_classes, weights=base_weights, resize=r
 stages = [("base", f"{base_words}; frozen, in inference mode"),
           ("head training", "on the base's features computed once per image (no augmentation)" if cache_features
            else "on the images through the frozen base"),
-          ("fine-tuning", f"{fine_tune_epochs} epoch{'s' * (fine_tune_epochs > 1)} of the top {100 * fine_tune_fraction:.0f}% of the base's "
-                          f"layers (batch norms frozen), learning rate {fine_tune_learning_rate:g}"
+          ("fine-tuning", f"{fine_tune_epochs} epoch{'s' * (fine_tune_epochs > 1)} of the top "
+                          f"{100 * fine_tune_fraction:.0f}% of the base's layers (batch norms frozen), learning "
+                          f"rate {fine_tune_learning_rate:g}"
            if fine_tune_epochs else "none")]
 report.note(report.setup_table(model, data, dataset=dataset, optimizer=optimizer, learning_rate=learning_rate,
                                batch_size=batch_size, epochs=epochs, weight_decay=0, augment=augment,
