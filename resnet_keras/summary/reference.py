@@ -42,15 +42,17 @@ from resnet_keras.summary import comparisons
 from resnet_keras.sweep.params import plan, recipe  # noqa: F401 (recipe: part of this module's interface)
 
 RUN_FILE = products.REFERENCE
-DELIVERED = ("q1", "q2")  # the assignment: its reference runs keep their model, report and figures
+DELIVERED = ("q1", "q2")  # the assignment from scratch: one table of configurations over seeds
+TRANSFER = "q3"  # the assignment's transfer learning: its own table, and a figure against training from scratch
 PRECISION = "precision"  # the precision study: Q1's recipe in float32 (params/study_precision.yaml)
 SEEDS = 3  # seeds per configuration that the precision rule needs (docs/performance.md)
 # The assignment's original write-up states this of Q1 (ResNet-20, Adam, 20 epochs): shown beside our run.
 Q1_STATED = "about 80% validation accuracy after 20 epochs"
-Q3_NOTE = ("Q3 (a ResNet-50 pretrained on ImageNet, with a new head) has no reference here: its base needs the "
-           "ImageNet weights of `keras.applications`, which this project's machines cannot download (no internet; "
-           "the sweep lists its runs as blocked, with the fix). Where they can be fetched, "
-           "`make sweep ONLY=q3_transfer` runs it, and `make reference` adds it.")
+Q3_NOTE = ("Q3 with a ResNet-50 pretrained on ImageNet has no reference here: its base needs the ImageNet weights "
+           "of `keras.applications`, which this project's machines cannot download (no internet; the sweep lists "
+           "its runs as blocked, with the fix). Where they can be fetched, `make sweep ONLY=q3_transfer` runs it, "
+           "and `make reference` adds it. Without them, `params/q3_own_base.yaml` runs the same head on this "
+           "suite's own ResNet-44 trained on the other CIFAR.")
 KEPT = (products.REPORT, products.CURVES, products.CONFUSION)  # copied as they are; the model is slimmed
 BEGIN, END = "<!-- reference-results -->", "<!-- /reference-results -->"
 
@@ -82,7 +84,7 @@ def collect(outputs="outputs", results="results", params_dir="params", profile="
         os.makedirs(target, exist_ok=True)
         with atomic_path(os.path.join(target, products.HISTORY)) as tmp:
             shutil.copyfile(os.path.join(folder, products.HISTORY), tmp)
-        if run.question in (*DELIVERED, PRECISION):
+        if run.question in (*DELIVERED, TRANSFER, PRECISION):  # what a grader reads and the demo serves
             _deliver(folder, target)
         write_json(os.path.join(target, RUN_FILE), entry)  # last: the entry is complete once it exists
         copied.append(run.key)
@@ -195,7 +197,7 @@ def draw(results="results", readme="README.md", params_dir="params", profile="fu
     planned = {}
     for run in plan(params_dir, profile):
         planned.setdefault(run.question, []).append(run)
-    for dataset in _q2_datasets(refs):
+    for dataset in _datasets(refs, "q2"):
         curves = {}  # a configuration's seeds together, per precision
         for e in refs["q2"].values():
             if e["settings"].get("dataset") == dataset:
@@ -204,6 +206,7 @@ def draw(results="results", readme="README.md", params_dir="params", profile="fu
         fig = plots.plot_overlay(curves, "val_accuracy",
                                  f"Q2 on {report.DATASET_NAMES.get(dataset, dataset)}: validation accuracy per epoch")
         plots.save_figure(fig, os.path.join(results, "q2", f"val_accuracy_{dataset}.png"))
+    _draw_transfer(refs, results)
     for question, done in refs.items():
         if question == "paper":
             facts = _facts(done)
@@ -238,9 +241,9 @@ def _block(planned, refs, prefix, everything=False):
         runs, done = planned[question], refs.get(question, {})
         facts = _facts(done)
         missing = list(dict.fromkeys(_network(run.name, run.settings) for run in runs if run.name not in done))
-        if missing and question not in DELIVERED:  # the assignment's table lists its own
+        if missing and question not in DELIVERED and (question != TRANSFER or not done):  # listed in their table
             waiting.append(f"| {question} | {len(done)} of {len(runs)} | {', '.join(missing)} |")
-        if not facts or question in (*DELIVERED, PRECISION):
+        if not facts or question in (*DELIVERED, TRANSFER, PRECISION):
             continue
         lines += [f"**{question}** ({len(done)} of {len(runs)} runs at full length)", "", _table(facts, done), ""]
         if question == "paper":
@@ -295,9 +298,9 @@ def _assignment(planned, refs, prefix):
                       f"best validation accuracy {_pm(f['best_val'])}, last epoch's "
                       f"{_pm(f['final_val'])} (epoch {f['epochs'][0]}; {_seeds(entries)})."]
     figures = [f"![Q2 on {report.DATASET_NAMES.get(d, d)}: validation accuracy per epoch]"
-               f"({prefix}q2/val_accuracy_{d}.png)" for d in _q2_datasets(refs)]
+               f"({prefix}q2/val_accuracy_{d}.png)" for d in _datasets(refs, "q2")]
     discussion = _discussion(planned, refs)
-    return lines + ([""] + figures if figures else []) + [""] + (discussion or [Q3_NOTE, ""])
+    return lines + ([""] + figures if figures else []) + [""] + _transfer(planned, refs, prefix) + discussion
 
 
 def _discussion(planned, refs):
@@ -377,7 +380,66 @@ def _discussion(planned, refs):
                      f"images right than of the held-out validation images, by {' and '.join(parts)} (each run's "
                      f"gap is in results/README.md); none of these runs tried a remedy, so the figures do not say "
                      f"which would close it.")
-    return lines + ["- " + Q3_NOTE, ""]
+    q3 = refs.get(TRANSFER, {})
+    if q3:
+        best = max(q3.values(), key=lambda e: e["results"]["test_accuracy"])
+        lines.append(f"- **Q3**: {len(q3)} transfer runs at full length; the best, "
+                     f"{_transfer_label(best)}, scored {100 * best['results']['test_accuracy']:.2f}% on the test "
+                     f"set (the table above; its figure sets each against training from scratch).")
+    return lines + [""]
+
+
+def _transfer(planned, refs, prefix):
+    """Markdown lines: Q3's runs at full length (a table, and per data set a figure of their validation accuracy
+    against Q2's training from scratch at equal epochs), or the note on what it needs."""
+    done = refs.get(TRANSFER, {})
+    if not done:
+        return [Q3_NOTE, ""]
+    rows = ["| data set | base | head optimizer | test accuracy | best validation accuracy | validation accuracy "
+            "after the head's epochs | after fine-tuning | report |", "|---|---|---|---|---|---|---|---|"]
+    for name, e in sorted(done.items(), key=lambda item: (item[1]["settings"].get("dataset"), item[0])):
+        s, r, h = e["settings"], e["results"], e["history"]
+        head = h[h["epoch"] <= s.get("epochs", len(h))]
+        tuned = f"{100 * h['val_accuracy'].iloc[-1]:.2f}%" if len(h) > len(head) else "no fine-tuning"
+        rows.append(f"| {report.DATASET_NAMES.get(s.get('dataset'), s.get('dataset'))} | {r.get('weights')} | "
+                    f"{report.OPTIMIZER_NAMES.get(s.get('optimizer'), s.get('optimizer'))} | "
+                    f"**{100 * r['test_accuracy']:.2f}%** | {100 * r['best_val_accuracy']:.2f}% | "
+                    f"{100 * head['val_accuracy'].iloc[-1]:.2f}% | {tuned} | "
+                    f"[report]({prefix}{TRANSFER}/{name}/{products.REPORT}) |")
+    waiting = [run.name for run in planned.get(TRANSFER, []) if run.name not in done]
+    lines = [f"**Q3** (transfer learning; {len(done)} of {len(planned.get(TRANSFER, []))} runs at full length"
+             + (f"; not yet: {', '.join(waiting)}" if waiting else "") + "):", "", *rows, ""]
+    lines += [f"![Q3 on {report.DATASET_NAMES.get(d, d)} against training from scratch]"
+              f"({prefix}{TRANSFER}/transfer_vs_scratch_{d}.png)" for d in _datasets(refs, TRANSFER)]
+    imagenet = any(e["settings"].get("weights") == "imagenet" for e in done.values())
+    return lines + ([""] if imagenet else ["", Q3_NOTE, ""])
+
+
+def _draw_transfer(refs, results):
+    """Per data set, Q3's validation accuracy per epoch beside Q2's from scratch (seeds as bands), one figure."""
+    from resnet_keras import plots
+
+    for dataset in _datasets(refs, TRANSFER):
+        curves = {}
+        for e in refs[TRANSFER].values():
+            if e["settings"].get("dataset") == dataset:
+                curves.setdefault(f"transfer: {_transfer_label(e)}", []).append(e["history"])
+        for e in refs.get("q2", {}).values():
+            if e["settings"].get("dataset") == dataset:
+                curves.setdefault(f"from scratch: {_q2_label(e)}", []).append(e["history"])
+        fig = plots.plot_overlay(curves, "val_accuracy", f"Q3 on {report.DATASET_NAMES.get(dataset, dataset)}: "
+                                                         f"transfer against training from scratch")
+        plots.save_figure(fig, os.path.join(results, TRANSFER, f"transfer_vs_scratch_{dataset}.png"))
+
+
+def _transfer_label(entry):
+    s = entry["settings"]
+    tuned = f", {s['fine_tune_epochs']} fine-tuning" if s.get("fine_tune_epochs") else ""
+    return f"{report.OPTIMIZER_NAMES.get(s.get('optimizer'), s.get('optimizer'))} head{tuned}"
+
+
+def _datasets(refs, question):
+    return sorted({e["settings"].get("dataset") for e in refs.get(question, {}).values()})
 
 
 def _configurations(runs):
@@ -489,10 +551,6 @@ def precision_verdict(refs):
     verdict = ("mixed bfloat16 holds: `precision: auto` keeps it on CPUs with bfloat16 instructions" if all(held)
                else "mixed bfloat16 fails: `precision: auto` should go back to float32 on CPUs")
     return lines + ["", f"Verdict: {verdict}.", ""]
-
-
-def _q2_datasets(refs):
-    return sorted({e["settings"].get("dataset") for e in refs.get("q2", {}).values()})
 
 
 def _q2_label(entry):
