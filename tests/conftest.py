@@ -42,6 +42,32 @@ requires_chromium = pytest.mark.skipif(
     reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
 
 
+def _backend_runs_channels_first():
+    """Whether this backend can train a channels-first convolution on this machine. TensorFlow's CPU kernels
+    take NCHW only through oneDNN, which TensorFlow turns on by default only on CPUs with AVX-512 VNNI, bfloat16
+    or AMX units: on an AVX2-only CPU its backward pass fails ("Conv2DCustomBackpropFilterOp only supports
+    NHWC")."""
+    import keras
+    import numpy as np
+
+    if keras.backend.backend() != "tensorflow":
+        return True
+    x = keras.Input((3, 8, 8))
+    model = keras.Model(x, keras.layers.Conv2D(2, 3, data_format="channels_first")(x))
+    model.compile(optimizer="sgd", loss="mse")
+    try:
+        model.train_on_batch(np.zeros((1, 3, 8, 8), "float32"), np.zeros((1, 2, 6, 6), "float32"))
+    except Exception:  # TensorFlow's InvalidArgumentError or UnimplementedError
+        return False
+    return True
+
+
+requires_channels_first = pytest.mark.skipif(
+    not _backend_runs_channels_first(),
+    reason="TensorFlow runs channels-first convolutions only through oneDNN, which it enables by default only on "
+           "CPUs with AVX-512 VNNI, bfloat16 or AMX (this CPU has none)")
+
+
 def chromium():
     """A headless Chromium driven by Selenium, isolated from the network."""
     from selenium import webdriver

@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import with_trained_statistics
+from conftest import requires_channels_first, with_trained_statistics
 
 import resnet_keras as rk
 from resnet_keras.errors import ConfigError
@@ -100,6 +100,7 @@ def test_networks_run_channels_first_on_pytorch_and_channels_last_elsewhere():
     assert model.input_shape == (None, 32, 32, 3)  # pixels in the same layout on every backend
 
 
+@requires_channels_first
 @pytest.mark.parametrize("family,shortcut", [("resnet", "zero_pad"), ("preact", "projection")])
 def test_both_layouts_compute_the_same_network(family, shortcut, tmp_path):
     """Channels first (the PyTorch backend's) and channels last, with the same weights: the same
@@ -133,6 +134,7 @@ def test_both_layouts_compute_the_same_network(family, shortcut, tmp_path):
     np.testing.assert_allclose(other.predict(x, verbose=0), first.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
 
 
+@requires_channels_first
 def test_both_layouts_fold_for_inference():
     model = rk.build_resnet(8, data_format="channels_first")
     folded = rk.inference_model(model)
@@ -169,7 +171,8 @@ def test_weight_decay_covers_every_parameter_by_default_like_pytorch_sgd():
     assert float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses)) == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("data_format", ["channels_last", pytest.param("channels_first",
+                                                                        marks=requires_channels_first)])
 def test_strided_convolutions_are_centred_on_the_pixels_the_shortcut_samples(data_format):
     """A stride-2 3x3 convolution with a centre-only kernel must equal option A's x[::2, ::2]."""
     shape = (1, 8, 8) if data_format == "channels_first" else (8, 8, 1)  # one channel: the same pixels

@@ -21,10 +21,10 @@ from resnet_keras.catalog import resolve_precision
 from resnet_keras.cpu import cpu_flags
 
 pytestmark = pytest.mark.slow
-SMOKE_RUNS = ["q1/cifar10-resnet8-adam", "q2/cifar10-resnet8-sgd-b32", "q3/cifar10-rmsprop-none", "q3/cifar10-sgd-none",
-              "architectures/imagenet-18", "paper/resnet-20-seed0", "paper/resnet-20-seed1", "paper/plain-20-seed0",
-              "paper/plain-20-seed1", "preact100/preact-8-w1", "precision/cifar10-resnet8-adam-float32-seed0",
-              "q3/cifar10-adam-own-base"]
+SMOKE_RUNS = ["q1/cifar10-resnet8-adam", "q2/cifar10-resnet8-sgd-b32", "q3/cifar10-adam-own-base",
+              "q3/cifar10-rmsprop-none", "q3/cifar10-sgd-none", "architectures/imagenet-18", "paper/resnet-20-seed0",
+              "paper/resnet-20-seed1", "paper/plain-20-seed0", "paper/plain-20-seed1", "preact100/preact-8-w1",
+              "precision/cifar10-resnet8-adam-float32-seed0"]
 
 
 def make(root, target, *args):
@@ -101,7 +101,7 @@ def test_smoke_sweep_produces_every_artefact(project):
     report = (root / "outputs" / SMOKE_RUNS[0] / "report.html").read_text()
     assert "test accuracy" in report and "rk.build_resnet" not in report  # outputs shown, code hidden
     q3 = (root / "outputs" / "q3/cifar10-sgd-none" / "report.html").read_text()
-    assert "Weights of the ResNet-50 base: none: random initialisation" in q3
+    assert "ResNet-50 with random weights: accuracy here says nothing about transfer learning" in q3
     assert (root / "outputs" / "q2" / "comparison.png").is_file()
     index = (root / "outputs" / "index.html").read_text()
     assert "tcp://127.0.0.1:" in index  # the index shows the workers
@@ -359,11 +359,11 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
     assert collected.returncode == 0 and f"{len(SMOKE_RUNS)} runs copied" in collected.stdout, collected.stderr
     for key in SMOKE_RUNS:
         entry = json.loads((results / key / "run.json").read_text())
-        # The assignment's runs keep their model, report, figures and examples; the others what redraws them.
-        delivered = {"model.h5", "report.html", "curves.png", "examples"} | (
-            {"confusion.png"} if key.startswith("q1/") else set())
+        # The assignment's runs (and the precision study's, Q1's) keep their model, report, figures and examples;
+        # the others what redraws them.
+        delivered = {"model.h5", "report.html", "curves.png", "confusion.png", "examples"}
         assert set(os.listdir(results / key)) == {"run.json", "history.csv"} | (
-            delivered if key.startswith(("q1/", "q2/")) else set())
+            delivered if key.startswith(("q1/", "q2/", "q3/", "precision/")) else set())
         assert entry["provenance"]["cpu_flags"] == entry["results"]["cpu_flags"]
         record = json.loads((root / "outputs" / key / "record.json").read_text())
         assert entry["settings"] == record["settings"] and entry["results"] == record["results"]

@@ -36,6 +36,7 @@ import shutil
 import sys
 
 from resnet_keras import products, report
+from resnet_keras.catalog import DATASETS
 from resnet_keras.errors import ConfigError
 from resnet_keras.files import atomic_path, read_json_object, write_json, write_text
 from resnet_keras.summary import comparisons
@@ -125,7 +126,7 @@ def redraw(results="results", params_dir="params", profile="full", only=None, lo
     import jupytext
     import papermill
 
-    from resnet_keras.sweep.runner import export_report
+    from resnet_keras.sweep.export import export_report
 
     planned = {run.key: run for run in plan(params_dir, profile)}
     done = []
@@ -360,10 +361,10 @@ def _discussion(planned, refs):
                 "that exceeds it is suggestive, not established")
         lines.append(f"- **Q2 on {name}** ({seeds}), test accuracy: {order}. {'; '.join(calls)} (spread: {kind}).")
     q2 = {d: {c["optimizer"]: c for c in cs} for (q, d), cs in groups.items() if q == "q2"}
-    if {"cifar10", "cifar100"} <= set(q2):
+    if set(DATASETS) <= set(q2):
         drops = [np.mean(q2["cifar10"][o]["f"]["test"]) - np.mean(q2["cifar100"][o]["f"]["test"])
                  for o in q2["cifar10"] if o in q2["cifar100"]]
-        rising = {d: sum(c["rising"] for c in q2[d].values()) for d in ("cifar10", "cifar100")}
+        rising = {d: sum(c["rising"] for c in q2[d].values()) for d in DATASETS}
         lines.append(f"- **CIFAR-100 against CIFAR-10**: each Q2 configuration scored {min(drops):.1f}-"
                      f"{max(drops):.1f} points lower on CIFAR-100 (100 classes of 500 training images, against 10 "
                      f"of 5,000). Validation accuracy was still rising at epoch 20 (by more than 0.2 points an "

@@ -150,6 +150,7 @@ SCHEMA = {
     "fine_tune_epochs": _int(0),
     "fine_tune_fraction": _number(0.0, 1.0, inclusive=False),
     "fine_tune_learning_rate": _number(0.0, inclusive=False),
+    "replay": _bool,
 }
 
 
