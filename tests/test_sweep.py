@@ -5,6 +5,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,6 +101,13 @@ def test_smoke_sweep_produces_every_artefact(project):
     assert results["test_accuracy"].between(0, 1).all() and results["params"].gt(0).all()
     report = (root / "outputs" / SMOKE_RUNS[0] / "report.html").read_text()
     assert "test accuracy" in report and "rk.build_resnet" not in report  # outputs shown, code hidden
+    for key in SMOKE_RUNS:  # every report reads offline: nothing fetched, no link to a file that is not there
+        html = (root / "outputs" / key / "report.html").read_text()
+        fetched = re.findall(r'<(?:script|link|iframe|img)\b[^>]*\b(?:src|href)="(?!data:)([^"]+)"', html)
+        assert fetched == [], (key, fetched)
+        links = [h for h in re.findall(r'<a\b[^>]*\bhref="([^"#][^"]*)"', html) if "://" not in h]
+        assert all((root / "outputs" / key / h).exists() for h in links), (key, links)
+        assert len(html) < 200_000, (key, len(html))
     q3 = (root / "outputs" / "q3/cifar10-sgd-none" / "report.html").read_text()
     assert "ResNet-50 with random weights: accuracy here says nothing about transfer learning" in q3
     assert (root / "outputs" / "q2" / "comparison.png").is_file()
