@@ -120,8 +120,11 @@ def test_a_notebook_runs_to_its_end_with_smoke_parameters_in_the_labs_kernel(lab
         f"return {code_cells}.flatMap(c => c.outputs.filter(o => o.output_type === 'error')"
         ".map(o => o.ename + ': ' + o.evalue));")
     assert not errors, errors
+    # Streams carry `text`; tables and paragraphs are display data, read in every text form they carry.
     text = browser.execute_script(
-        f"return {code_cells}.flatMap(c => c.outputs.map(o => o.text || '')).join('');")
+        f"return {code_cells}.flatMap(c => c.outputs.map(o => [o.text || '']"
+        ".concat(Object.values(o.data || {}).filter(v => typeof v === 'string' || Array.isArray(v))"
+        ".map(v => [].concat(v).join(''))).join(''))).join('');")
     assert count > 10 and "test accuracy" in text and "epoch 1/1" in text, text[-2000:]
     for product in products.FROM_NOTEBOOK:
         assert (out_dir / product).is_file(), product
