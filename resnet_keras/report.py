@@ -8,7 +8,7 @@ import time
 
 from resnet_keras import products
 from resnet_keras.errors import check_choice
-from resnet_keras.files import executed_modules, read_json_object, write_json, write_text
+from resnet_keras.files import committed_provenance, executed_modules, write_json, write_text
 
 _STARTED = time.monotonic()  # imported by a notebook's first cell: its wall time counts from here
 
@@ -34,6 +34,11 @@ def note(markdown):
     from IPython.display import Markdown, display
 
     display(Markdown(markdown))
+
+
+def best_epoch(history):
+    """The epoch of highest validation accuracy, the first if several tie: the one `RunCheckpoint` kept."""
+    return int(history["epoch"].iloc[int(history["val_accuracy"].to_numpy().argmax())])
 
 
 def run_summary(history, test, model, best=None, **info):
@@ -71,8 +76,8 @@ def run_summary(history, test, model, best=None, **info):
         summary["best_val_accuracy"] = float(history["val_accuracy"].max())
         summary["final_val_accuracy"] = float(history["val_accuracy"].iloc[-1])
         summary["train_val_gap"] = round(summary["final_train_accuracy"] - summary["final_val_accuracy"], 4)
-        if best is not None:  # `RunCheckpoint` keeps the first epoch that reached the best value
-            summary["best_epoch"] = int(history["epoch"].iloc[int(history["val_accuracy"].to_numpy().argmax())])
+        if best is not None:
+            summary["best_epoch"] = best_epoch(history)
             summary["best_test_accuracy"] = float(best["accuracy"])
             summary["best_test_loss"] = float(best["loss"])
     return summary
@@ -208,7 +213,7 @@ def setup_table(model, data, *, dataset, optimizer, learning_rate, batch_size, e
             ("data", f"{DATASET_NAMES.get(dataset, dataset)}: {split}"),
             ("precision", precision), ("seed", str(seed))]
     here = f"{describe()}; Keras {keras.__version__} on {keras.backend.backend()}"
-    trained = read_json_object(os.path.join(out_dir, products.REFERENCE)).get("provenance") if out_dir else None
+    trained = committed_provenance(out_dir) if out_dir else None
     if trained:  # a committed run's report, redrawn from its history and model (`train(replay=True)`)
         rows += [("trained on", f"{trained.get('device')}; {trained.get('backend')}, {trained.get('precision')}; "
                                 f"commit {trained.get('commit')}, finished {trained.get('finished')}"),
@@ -257,8 +262,7 @@ def findings(history, test, best=None):
     out = []
     if "val_accuracy" in history:
         val = 100 * history["val_accuracy"].to_numpy(float)
-        peak = int(val.argmax())
-        out.append(f"Validation accuracy peaked at {val[peak]:.2f}% in epoch {int(history['epoch'].iloc[peak])} of "
+        out.append(f"Validation accuracy peaked at {val.max():.2f}% in epoch {best_epoch(history)} of "
                    f"{n} and ended at {val[-1]:.2f}%.")
         gap = last_train - val[-1]
         out.append(f"In the last epoch the network classified {last_train:.2f}% of its (augmented) training images "
@@ -275,8 +279,7 @@ def findings(history, test, best=None):
         out.append(f"In the last epoch the network classified {last_train:.2f}% of its training images right.")
     sentence = f"On the test set the last epoch's model scored {100 * test['accuracy']:.2f}%"
     if best is not None and "val_accuracy" in history:
-        epoch = int(history["epoch"].iloc[int(history["val_accuracy"].to_numpy().argmax())])
-        sentence += f", the best-validation model (epoch {epoch}) {100 * best['accuracy']:.2f}%"
+        sentence += f", the best-validation model (epoch {best_epoch(history)}) {100 * best['accuracy']:.2f}%"
     out.append(sentence + f" (test loss {test['loss']:.3f}).")
     return "**What this run shows.** " + " ".join(out)
 

@@ -249,7 +249,7 @@ def _replay(model, out_dir, epochs):
     """`train(replay=True)`: the finished run in `out_dir` put back into `model`, and its history."""
     import pandas as pd
 
-    from resnet_keras.files import load_h5, read_json_object
+    from resnet_keras.files import committed_provenance, load_h5, read_json_object
 
     model_path, history_path = (os.path.join(out_dir, name) for name in (products.MODEL, products.HISTORY))
     history = pd.read_csv(history_path) if os.path.isfile(history_path) else None
@@ -262,7 +262,7 @@ def _replay(model, out_dir, epochs):
             layer.set_weights(saved.get_layer(layer.name).get_weights())
     # Where an earlier attempt was interrupted: the sweep's record of the run, or the committed run's provenance.
     record = read_json_object(os.path.join(out_dir, products.RECORD))
-    committed = read_json_object(os.path.join(out_dir, products.REFERENCE)).get("provenance", {})
+    committed = committed_provenance(out_dir)
     history.attrs["resumed_after"] = record.get("resumed_after", committed.get("resumed_after", 0))
     history.attrs["replayed"] = True
     trained = record.get("results") or committed

@@ -6,6 +6,12 @@ test` runs this file on every backend. On the others, the smallest committed mod
 models are all of one family, so it shows that a model trained on one backend loads and predicts on another, as the
 demo does, at a fraction of the cost (on TensorFlow, a ResNet-44 trained on PyTorch takes 22 s on the test set
 against 9 s on PyTorch, 2-core AMD EPYC, 2026-12-06).
+
+One exception: on a CPU without bfloat16 instructions, a model that computes in mixed bfloat16 is checked on
+TensorFlow, whatever trained it. PyTorch emulates bfloat16 convolutions there at a seventh of TensorFlow's speed (the
+Q2 ResNet-44 on the test set: 186 s on PyTorch, 28 s on TensorFlow, 37 s on JAX; all three within 3 images of the
+recorded 8,463; 2-core AMD EPYC with AVX2 and no AVX-512, 2026-12-07), and a bfloat16 model's tolerance already
+covers another backend's order of sums.
 """
 
 import glob
@@ -17,6 +23,8 @@ import pytest
 from conftest import REPO, real_data_dir, requires_real_data
 
 import resnet_keras as rk
+from resnet_keras.catalog import resolve_precision
+from resnet_keras.cpu import cpu_flags
 
 
 def _committed():
@@ -29,10 +37,18 @@ def _committed():
     return runs
 
 
+def _checked_on(entry):
+    """The backend whose pass checks this committed run in full (see the module's docstring)."""
+    native_bf16 = resolve_precision("auto", gpu=False, backend="torch", cpu_flags=cpu_flags()) == "mixed_bfloat16"
+    if "bfloat16" in (entry["results"].get("precision") or "") and not native_bf16:
+        return "tensorflow"
+    return entry["provenance"]["backend"]
+
+
 COMMITTED = _committed()
 SMALLEST = min(COMMITTED, key=lambda run: COMMITTED[run]["results"]["params"], default=None)
-CHECKED_HERE = [run for run, entry in COMMITTED.items()
-                if entry["provenance"]["backend"] == keras.backend.backend() or run == SMALLEST]
+CHECKED_HERE = [run for run, entry in COMMITTED.items() if _checked_on(entry) == keras.backend.backend()
+                or run == SMALLEST]
 
 
 @requires_real_data
@@ -56,7 +72,7 @@ def test_a_committed_model_reproduces_its_recorded_test_accuracy(run):
     assert entry["results"]["test_accuracy"] > 0.2  # a trained model, not a placeholder
 
 
-def test_every_committed_model_is_checked_on_the_backend_that_trained_it():
-    backends = {entry["provenance"]["backend"] for entry in COMMITTED.values()}
+def test_every_committed_model_is_checked_in_full_on_one_backend():
+    backends = {_checked_on(entry) for entry in COMMITTED.values()}
     assert backends <= {"tensorflow", "jax", "torch"}, backends  # each has a pass in `make test`
     assert all(entry["results"]["params"] > 0 for entry in COMMITTED.values())
