@@ -70,6 +70,7 @@ def run_summary(history, test, model, best=None, **info):
     }
     if history.attrs.get("replayed"):  # a redrawn report's notebook trained nothing: its epochs ran elsewhere
         summary["trained_on"] = history.attrs.get("trained_on")
+        summary["recorded_test_accuracy"] = history.attrs.get("recorded_test_accuracy")
     else:
         summary["wall_time_s"] = round(time.monotonic() - _STARTED, 1)
     if "val_accuracy" in history:
@@ -297,6 +298,7 @@ def figures_table(results):
     per_epoch = results.get("epoch_time_s")
     best_epoch = results.get("best_epoch")
     rows = [("test accuracy (last epoch's model)", pct("test_accuracy")),
+            ("the same, recorded where it trained (redrawn report)", pct("recorded_test_accuracy")),
             ("test loss (last epoch's model)", f"{results['test_loss']:.4f}" if "test_loss" in results else None),
             (f"test accuracy of the best-validation model (epoch {best_epoch})", pct("best_test_accuracy")),
             ("best validation accuracy", pct("best_val_accuracy")),

@@ -249,7 +249,7 @@ def _replay(model, out_dir, epochs):
     """`train(replay=True)`: the finished run in `out_dir` put back into `model`, and its history."""
     import pandas as pd
 
-    from resnet_keras.files import committed_provenance, load_h5, read_json_object
+    from resnet_keras.files import load_h5, read_json_object
 
     model_path, history_path = (os.path.join(out_dir, name) for name in (products.MODEL, products.HISTORY))
     history = pd.read_csv(history_path) if os.path.isfile(history_path) else None
@@ -260,15 +260,19 @@ def _replay(model, out_dir, epochs):
     for layer in model.layers:  # by name: a saved option-A shortcut is a frozen convolution with a kernel
         if layer.weights:
             layer.set_weights(saved.get_layer(layer.name).get_weights())
-    # Where an earlier attempt was interrupted: the sweep's record of the run, or the committed run's provenance.
+    # How its epochs ran: the sweep's record of the run, or the committed run's `run.json`.
     record = read_json_object(os.path.join(out_dir, products.RECORD))
-    committed = committed_provenance(out_dir)
-    history.attrs["resumed_after"] = record.get("resumed_after", committed.get("resumed_after", 0))
+    committed = read_json_object(os.path.join(out_dir, products.REFERENCE))
+    provenance = committed.get("provenance") or {}
+    history.attrs["resumed_after"] = record.get("resumed_after", provenance.get("resumed_after", 0))
     history.attrs["replayed"] = True
-    trained = record.get("results") or committed
+    trained = record.get("results") or provenance
     if trained:  # where its epochs were timed
         history.attrs["trained_on"] = ", ".join(str(trained[k]) for k in ("device", "backend", "precision")
                                                 if trained.get(k))
+    # What the run scored there: other kernels (another CPU's bfloat16) may flip a test image or two.
+    history.attrs["recorded_test_accuracy"] = (record.get("results") or committed.get("results") or {}).get(
+        "test_accuracy")
     return history
 
 

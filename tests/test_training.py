@@ -95,6 +95,36 @@ def test_train_writes_history_and_best_model(tiny_data, tmp_path):
     assert (tmp_path / "best.h5").exists()
 
 
+def test_replay_takes_a_finished_runs_model_and_history_and_trains_nothing(tiny_data, tmp_path):
+    """`train(replay=True)`, which `make reports` runs: the committed model's weights in a freshly built model, the
+    committed history with its provenance, and a clear refusal where the run is not finished."""
+    import json
+
+    from resnet_keras.errors import ConfigError
+
+    data = small(tiny_data)
+    rk.set_seed(0)
+    trained = rk.build_resnet(8)
+    hist = rk.train(trained, data, str(tmp_path), epochs=2, batch_size=16, optimizer="sgd", learning_rate=0.05,
+                    verbose=0)
+    rk.save_h5(trained, str(tmp_path / "model.h5"))
+    (tmp_path / "run.json").write_text(json.dumps({
+        "provenance": {"device": "a CPU", "backend": "torch", "precision": "mixed_bfloat16", "resumed_after": 1},
+        "results": {"test_accuracy": 0.4321}}))
+    rk.set_seed(1)
+    fresh = rk.build_resnet(8)
+    before = [w.copy() for w in fresh.get_weights()]
+    replayed = rk.train(fresh, data, str(tmp_path), epochs=2, replay=True)
+    pd.testing.assert_frame_equal(replayed, hist, check_dtype=False)
+    assert replayed.attrs == {"resumed_after": 1, "replayed": True, "trained_on": "a CPU, torch, mixed_bfloat16",
+                              "recorded_test_accuracy": 0.4321}
+    x = data.x_test[:8].astype("float32")
+    np.testing.assert_array_equal(fresh.predict(x, verbose=0), trained.predict(x, verbose=0))
+    assert any((a != b).any() for a, b in zip(fresh.get_weights(), before, strict=True))
+    with pytest.raises(ConfigError, match=r"replay=True needs a finished run of 3 epochs"):
+        rk.train(fresh, data, str(tmp_path), epochs=3, replay=True)
+
+
 def test_best_model_loads_with_keras_alone_and_is_tested_beside_the_last(tiny_data, tmp_path):
     import subprocess
     import sys
