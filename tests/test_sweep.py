@@ -382,6 +382,7 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
 
     import resnet_keras as rk
 
+    q1_results = json.loads((results / SMOKE_RUNS[0] / "run.json").read_text())["results"]
     for key in SMOKE_RUNS[:2]:  # the committed model: no optimizer state, the same predictions as the run's
         with h5py.File(results / key / "model.h5") as slim, h5py.File(root / "outputs" / key / "model.h5") as full:
             assert "optimizer_weights" not in slim and "training_config" not in slim.attrs
@@ -390,6 +391,20 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
         ours, theirs = (rk.load_h5(str(folder / key / "model.h5")).predict(x, verbose=0)
                         for folder in (results, root / "outputs"))
         assert abs(ours - theirs).max() == 0
+    # `make reports`: today's notebook redraws a committed run's report from its model and history, training
+    # nothing; the run's own files stay as they were.
+    key = SMOKE_RUNS[0]
+    kept = {name: (results / key / name).read_bytes() for name in ("model.h5", "history.csv", "run.json")}
+    old_report = (results / key / "report.html").read_text()
+    redrawn = subprocess.run(command[:3] + ["redraw", "--only", key] + command[3:], cwd=root, capture_output=True,
+                             text=True)
+    assert redrawn.returncode == 0 and f"redrew {key}" in redrawn.stdout, redrawn.stderr
+    assert {name: (results / key / name).read_bytes() for name in kept} == kept
+    report = (results / key / "report.html").read_text()
+    assert report != old_report and "this report redrawn on" in report and "without training" in report
+    assert f"recorded where it trained (redrawn report)</td>\n<td>{100 * q1_results['test_accuracy']:.2f}%" in report
+    epochs = pd.read_csv(results / key / "history.csv")
+    assert f"<td>{100 * epochs['val_accuracy'].iloc[-1]:.2f}%</td>" in report  # the log is the committed history's
     shutil.rmtree(results / "paper" / "plain-20-seed1")  # one seed of plain-20 has no reference
     drawn = subprocess.run(command[:3] + ["draw"] + command[3:], cwd=root, capture_output=True, text=True)
     assert drawn.returncode == 0, drawn.stderr
