@@ -7,6 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import contextlib  # noqa: E402
 import glob  # noqa: E402
+import json  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -68,18 +69,33 @@ requires_channels_first = pytest.mark.skipif(
            "CPUs with AVX-512 VNNI, bfloat16 or AMX (this CPU has none)")
 
 
-def chromium():
-    """A headless Chromium driven by Selenium, isolated from the network."""
+def chromium(log_requests=False):
+    """A headless Chromium driven by Selenium, isolated from the network; with `log_requests`, every request it
+    makes is in `driver.get_log("performance")` (see `requested_urls`)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
+    if log_requests:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     options.binary_location = shutil.which("chromium")
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"):
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+
+
+def requested_urls(driver):
+    """The URLs a `chromium(log_requests=True)` requested since the last call, data: URLs left out."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            url = message["params"]["request"]["url"]
+            if not url.startswith("data:"):
+                urls.append(url)
+    return urls
 
 
 def tensorboard_scalars(folder):

@@ -9,18 +9,19 @@ against 9 s on PyTorch, 2-core AMD EPYC, 2026-12-06).
 
 One exception: on a CPU without bfloat16 instructions, a model that computes in mixed bfloat16 is checked on
 TensorFlow, whatever trained it. PyTorch emulates bfloat16 convolutions there at a seventh of TensorFlow's speed (the
-Q2 ResNet-44 on the test set: 186 s on PyTorch, 28 s on TensorFlow, 37 s on JAX; all three within 3 images of the
-recorded 8,463; 2-core AMD EPYC with AVX2 and no AVX-512, 2026-12-07), and a bfloat16 model's tolerance already
+Q2 ResNet-44 on the test set: 186 s on PyTorch, 28 s on TensorFlow, 37 s on JAX; all three within 2 images of the
+recorded 8,464; 2-core AMD EPYC with AVX2 and no AVX-512, 2026-12-07), and a bfloat16 model's tolerance already
 covers another backend's order of sums.
 """
 
 import glob
 import json
 import os
+import pathlib
 
 import keras
 import pytest
-from conftest import REPO, real_data_dir, requires_real_data
+from conftest import REPO, chromium, real_data_dir, requested_urls, requires_chromium, requires_real_data
 
 import resnet_keras as rk
 from resnet_keras.catalog import resolve_precision
@@ -76,3 +77,37 @@ def test_every_committed_model_is_checked_in_full_on_one_backend():
     backends = {_checked_on(entry) for entry in COMMITTED.values()}
     assert backends <= {"tensorflow", "jax", "torch"}, backends  # each has a pass in `make test`
     assert all(entry["results"]["params"] > 0 for entry in COMMITTED.values())
+
+
+REPORTS = sorted(os.path.relpath(path, os.path.join(REPO, "results"))
+                 for path in glob.glob(os.path.join(REPO, "results", "*", "*", "report.html")))
+
+
+@requires_chromium
+def test_every_committed_report_reads_offline_as_a_finished_write_up():
+    """Each committed report in Chromium with the network off: it requests nothing but itself, shows every
+    figure, holds the template's parts (setup table, captioned figures, what the run shows, every epoch) and is
+    under 200 KB."""
+    assert REPORTS, "no committed report"
+    driver = chromium(log_requests=True)
+    try:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": True, "latency": 0,
+                                                                    "downloadThroughput": -1, "uploadThroughput": -1})
+        for report in REPORTS:
+            path = os.path.join(REPO, "results", report)
+            assert os.path.getsize(path) < 200_000, (report, os.path.getsize(path))
+            url = pathlib.Path(path).as_uri()
+            driver.get(url)
+            assert requested_urls(driver) == [url], report  # the page itself, and nothing else
+            images = driver.execute_script("return Array.from(document.images).map(i => i.complete && "
+                                           "i.naturalWidth > 0)")
+            assert len(images) >= 2 and all(images), (report, images)
+            text = driver.execute_script("return document.body.innerText")
+            headers = driver.execute_script("return Array.from(document.querySelectorAll('th'))"
+                                            ".map(th => th.innerText.trim())")
+            assert {"setting", "value", "epoch", "validation accuracy"} <= set(headers), (report, headers)
+            for part in ("Figure 1.", "Figure 2.", "What this run shows.", "confusion matrix"):
+                assert part.lower() in text.lower(), (report, part)
+    finally:
+        driver.quit()
