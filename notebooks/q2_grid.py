@@ -98,8 +98,9 @@ curves = plots.plot_history(history, report.figure_title(model.name, dataset, op
 #
 # ## The test set
 #
-# The last epoch's model, which the run reports, and the model of the epoch with
-# the best validation accuracy (`best.h5`), tested once for comparison.
+# The last epoch's model, which the run reports; where the run kept it
+# (`best.h5`), the model of the epoch with the best validation accuracy is
+# tested once beside it.
 
 # %%
 test = rk.evaluate(model, data.x_test, data.y_test)
