@@ -438,6 +438,21 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
     assert "which states about 80% validation accuracy after 20 epochs" in text
     assert (results / "q2" / "val_accuracy_cifar10.png").stat().st_size > 1000
     assert f"({prefix}/q2/val_accuracy_cifar10.png)" in text and "`make sweep ONLY=q3_transfer`" in text
+    # Q3 in words: each run's test accuracy and what fine-tuning did, against Q2's training from scratch.
+    q3 = {k: json.loads((results / k / "run.json").read_text()) for k in SMOKE_RUNS if k.startswith("q3/")}
+    own = q3["q3/cifar10-adam-own-base"]
+    tuned = pd.read_csv(results / "q3/cifar10-adam-own-base/history.csv")["val_accuracy"]
+    assert own["settings"]["fine_tune_epochs"] == 1 and len(tuned) == own["settings"]["epochs"] + 1
+    scratch = 100 * json.loads((results / SMOKE_RUNS[1] / "run.json").read_text())["results"]["test_accuracy"]
+    best = 100 * max(e["results"]["test_accuracy"] for e in q3.values())
+    line = next(line for line in text.splitlines() if line.startswith("- **Q3 on CIFAR-10**"))
+    assert line.startswith(f"- **Q3 on CIFAR-10** ({len(q3)} runs, one seed), test accuracy: "), line
+    assert (f"Adam head, then 1 epoch of fine-tuning: {100 * own['results']['test_accuracy']:.2f}%, validation "
+            f"{100 * tuned.iloc[-2]:.2f}% after the head's 1 epoch and {100 * tuned.iloc[-1]:.2f}% after "
+            f"fine-tuning") in line, line
+    assert line.endswith(f"its configurations scored {scratch:.2f}-{scratch:.2f}%: the best transfer run is "
+                         f"{abs(best - scratch):.2f} points {'above' if best >= scratch else 'below'} the best of "
+                         f"them."), line
     code, out = sweep(root)  # nothing to run; the index now draws the runs over their references
     assert code == 0 and "] start" not in out, out
     index = (root / "outputs" / "index.html").read_text()

@@ -391,12 +391,27 @@ def _discussion(planned, refs):
                      f"images right than of the held-out validation images, by {' and '.join(parts)} (each run's "
                      f"gap is in results/README.md); none of these runs tried a remedy, so the figures do not say "
                      f"which would close it.")
-    q3 = refs.get(TRANSFER, {})
-    if q3:
-        best = max(q3.values(), key=lambda e: e["results"]["test_accuracy"])
-        lines.append(f"- **Q3**: {len(q3)} transfer runs at full length; the best, "
-                     f"{_transfer_label(best)}, scored {100 * best['results']['test_accuracy']:.2f}% on the test "
-                     f"set (the table above; its figure sets each against training from scratch).")
+    for dataset in _datasets(refs, TRANSFER):
+        runs = sorted((e for e in refs[TRANSFER].values() if e["settings"].get("dataset") == dataset),
+                      key=lambda e: -e["results"]["test_accuracy"])
+        parts = []
+        for e in runs:
+            h, head_epochs = e["history"], e["settings"].get("epochs", len(e["history"]))
+            head = 100 * h[h["epoch"] <= head_epochs]["val_accuracy"].iloc[-1]
+            tuned = (f", validation {head:.2f}% after the head's {_count(head_epochs, 'epoch')} and "
+                     f"{100 * h['val_accuracy'].iloc[-1]:.2f}% after fine-tuning" if len(h) > head_epochs else "")
+            parts.append(f"{_transfer_label(e)}: {100 * e['results']['test_accuracy']:.2f}%{tuned}")
+        line = (f"- **Q3 on {report.DATASET_NAMES.get(dataset, dataset)}** ({len(runs)} run"
+                f"{'s' if len(runs) > 1 else ''}, one seed), test accuracy: {'; '.join(parts)}.")
+        scratch = [np.mean(c["f"]["test"]) for c in groups.get(("q2", dataset), [])]
+        if scratch:
+            gap = 100 * runs[0]["results"]["test_accuracy"] - max(scratch)
+            epochs = sorted({n for c in groups[("q2", dataset)] for n in c["f"]["epochs"]})
+            line += (f" Trained from scratch for {'/'.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''} "
+                     f"(Q2), its configurations scored {min(scratch):.2f}-"
+                     f"{max(scratch):.2f}%: the best transfer run is {abs(gap):.2f} points "
+                     f"{'above' if gap >= 0 else 'below'} the best of them.")
+        lines.append(line)
     return lines + [""]
 
 
@@ -443,9 +458,13 @@ def _draw_transfer(refs, results):
         plots.save_figure(fig, os.path.join(results, TRANSFER, f"transfer_vs_scratch_{dataset}.png"))
 
 
+def _count(n, noun):
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def _transfer_label(entry):
     s = entry["settings"]
-    tuned = f", {s['fine_tune_epochs']} fine-tuning" if s.get("fine_tune_epochs") else ""
+    tuned = f", then {_count(s['fine_tune_epochs'], 'epoch')} of fine-tuning" if s.get("fine_tune_epochs") else ""
     return f"{report.OPTIMIZER_NAMES.get(s.get('optimizer'), s.get('optimizer'))} head{tuned}"
 
 
