@@ -65,14 +65,6 @@ def read_json_object(path):
     return found if isinstance(found, dict) else {}
 
 
-def committed_provenance(run_dir):
-    """Where and how a run committed to `results/` trained (its `run.json`'s provenance), or {} for any other
-    folder."""
-    from resnet_keras import products
-
-    return read_json_object(os.path.join(run_dir, products.REFERENCE)).get("provenance") or {}
-
-
 def _jsonable(value):
     if hasattr(value, "item"):  # NumPy scalars
         return value.item()

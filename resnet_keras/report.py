@@ -8,7 +8,7 @@ import time
 
 from resnet_keras import products
 from resnet_keras.errors import check_choice
-from resnet_keras.files import committed_provenance, executed_modules, write_json, write_text
+from resnet_keras.files import executed_modules, read_json_object, write_json, write_text
 
 _STARTED = time.monotonic()  # imported by a notebook's first cell: its wall time counts from here
 
@@ -214,7 +214,7 @@ def setup_table(model, data, *, dataset, optimizer, learning_rate, batch_size, e
             ("data", f"{DATASET_NAMES.get(dataset, dataset)}: {split}"),
             ("precision", precision), ("seed", str(seed))]
     here = f"{describe()}; Keras {keras.__version__} on {keras.backend.backend()}"
-    trained = committed_provenance(out_dir) if out_dir else None
+    trained = read_json_object(os.path.join(out_dir, products.REFERENCE)).get("provenance") if out_dir else None
     if trained:  # a committed run's report, redrawn from its history and model (`train(replay=True)`)
         rows += [("trained on", f"{trained.get('device')}; {trained.get('backend')}, {trained.get('precision')}; "
                                 f"commit {trained.get('commit')}, finished {trained.get('finished')}"),

@@ -38,10 +38,12 @@ def _committed():
     return runs
 
 
+NATIVE_BF16 = resolve_precision("auto", gpu=False, backend="torch", cpu_flags=cpu_flags()) == "mixed_bfloat16"
+
+
 def _checked_on(entry):
     """The backend whose pass checks this committed run in full (see the module's docstring)."""
-    native_bf16 = resolve_precision("auto", gpu=False, backend="torch", cpu_flags=cpu_flags()) == "mixed_bfloat16"
-    if "bfloat16" in (entry["results"].get("precision") or "") and not native_bf16:
+    if "bfloat16" in (entry["results"].get("precision") or "") and not NATIVE_BF16:
         return "tensorflow"
     return entry["provenance"]["backend"]
 

@@ -396,11 +396,10 @@ def _discussion(planned, refs):
                       key=lambda e: -e["results"]["test_accuracy"])
         parts = []
         for e in runs:
-            h, head_epochs = e["history"], e["settings"].get("epochs", len(e["history"]))
-            head = 100 * h[h["epoch"] <= head_epochs]["val_accuracy"].iloc[-1]
-            tuned = (f", validation {head:.2f}% after the head's {_count(head_epochs, 'epoch')} and "
-                     f"{100 * h['val_accuracy'].iloc[-1]:.2f}% after fine-tuning" if len(h) > head_epochs else "")
-            parts.append(f"{_transfer_label(e)}: {100 * e['results']['test_accuracy']:.2f}%{tuned}")
+            head, tuned = _head_and_tuned(e)
+            after = (f", validation {100 * head:.2f}% after the head's {_count(e['settings']['epochs'], 'epoch')} "
+                     f"and {100 * tuned:.2f}% after fine-tuning" if tuned is not None else "")
+            parts.append(f"{_transfer_label(e)}: {100 * e['results']['test_accuracy']:.2f}%{after}")
         line = (f"- **Q3 on {report.DATASET_NAMES.get(dataset, dataset)}** ({len(runs)} run"
                 f"{'s' if len(runs) > 1 else ''}, one seed), test accuracy: {'; '.join(parts)}.")
         scratch = [np.mean(c["f"]["test"]) for c in groups.get(("q2", dataset), [])]
@@ -424,13 +423,12 @@ def _transfer(planned, refs, prefix):
     rows = ["| data set | base | head optimizer | test accuracy | best validation accuracy | validation accuracy "
             "after the head's epochs | after fine-tuning | report |", "|---|---|---|---|---|---|---|---|"]
     for name, e in sorted(done.items(), key=lambda item: (item[1]["settings"].get("dataset"), item[0])):
-        s, r, h = e["settings"], e["results"], e["history"]
-        head = h[h["epoch"] <= s.get("epochs", len(h))]
-        tuned = f"{100 * h['val_accuracy'].iloc[-1]:.2f}%" if len(h) > len(head) else "no fine-tuning"
+        s, r = e["settings"], e["results"]
+        head, tuned = _head_and_tuned(e)
         rows.append(f"| {report.DATASET_NAMES.get(s.get('dataset'), s.get('dataset'))} | {r.get('weights')} | "
                     f"{report.OPTIMIZER_NAMES.get(s.get('optimizer'), s.get('optimizer'))} | "
                     f"**{100 * r['test_accuracy']:.2f}%** | {100 * r['best_val_accuracy']:.2f}% | "
-                    f"{100 * head['val_accuracy'].iloc[-1]:.2f}% | {tuned} | "
+                    f"{100 * head:.2f}% | {'no fine-tuning' if tuned is None else f'{100 * tuned:.2f}%'} | "
                     f"[report]({prefix}{TRANSFER}/{name}/{products.REPORT}) |")
     waiting = [run.name for run in planned.get(TRANSFER, []) if run.name not in done]
     lines = [f"**Q3** (transfer learning; {len(done)} of {len(planned.get(TRANSFER, []))} runs at full length"
@@ -456,6 +454,13 @@ def _draw_transfer(refs, results):
         fig = plots.plot_overlay(curves, "val_accuracy", f"Q3 on {report.DATASET_NAMES.get(dataset, dataset)}: "
                                                          f"transfer against training from scratch")
         plots.save_figure(fig, os.path.join(results, TRANSFER, f"transfer_vs_scratch_{dataset}.png"))
+
+
+def _head_and_tuned(entry):
+    """A Q3 run's validation accuracy after its head's epochs, and after fine-tuning (None without)."""
+    h = entry["history"]
+    head = h[h["epoch"] <= entry["settings"].get("epochs", len(h))]
+    return float(head["val_accuracy"].iloc[-1]), (float(h["val_accuracy"].iloc[-1]) if len(h) > len(head) else None)
 
 
 def _count(n, noun):
