@@ -60,6 +60,13 @@ Q3_NOTE = ("Q3 with a ResNet-50 pretrained on ImageNet has no reference here: it
 MODELS_UP_TO_MB = 60
 KEPT = (products.REPORT, products.CURVES, products.CONFUSION)  # copied as they are; the model is slimmed
 BEGIN, END = "<!-- reference-results -->", "<!-- /reference-results -->"
+PAPER = "paper"  # the paper's CIFAR-10 table (params/study_paper.yaml)
+# akamaster/pytorch_resnet_cifar10, README table, "Test err(this impl.)": CIFAR-10 test error (%) of its released
+# option-A ResNets, one run each (its trainer.py: 200 epochs on all 50k images, x0.1 at epochs 100 and 150).
+AKAMASTER_CIFAR10_ERROR = {20: 8.27, 32: 7.37, 44: 6.90, 56: 6.61, 110: 6.32}
+# The bar this project holds its paper runs to (docs/reproduction.md): the mean test error within this many points
+# of the paper's figure.
+PAPER_BAR = 0.3
 
 
 def collect(outputs="outputs", results="results", params_dir="params", profile="full"):
@@ -219,7 +226,7 @@ def draw(results="results", readme="README.md", params_dir="params", profile="fu
         plots.save_figure(fig, os.path.join(results, "q2", f"val_accuracy_{dataset}.png"))
     _draw_transfer(refs, results)
     for question, done in refs.items():
-        if question == "paper":
+        if question == PAPER:
             facts = _facts(done)
             histories = {name: e["history"] for name, e in done.items()}
             comparisons.paper_table(results, question, facts, histories)
@@ -242,14 +249,18 @@ def draw(results="results", readme="README.md", params_dir="params", profile="fu
 
 
 def _block(planned, refs, prefix, everything=False):
-    """Markdown: the assignment, then each study with references (the paper's table first), its table and figures;
+    """Markdown: the assignment, then the paper's table (every network, run or not), then each study with references,
+    its table and figures;
     with `everything` (results/README.md), also every seed's figures, the precision verdict and one table of the
     networks that have no reference yet."""
     lines, waiting = _assignment(planned, refs, prefix), []
     if everything:
         lines += _seed_table(refs, prefix) + precision_verdict(refs)
-    for question in sorted(planned, key=lambda q: q != "paper"):
+    for question in sorted(planned, key=lambda q: q != PAPER):
         runs, done = planned[question], refs.get(question, {})
+        if question == PAPER:  # its table lists every network of the plan, run or not
+            lines += _paper(runs, done, prefix)
+            continue
         facts = _facts(done)
         missing = list(dict.fromkeys(_network(run.name, run.settings) for run in runs if run.name not in done))
         if missing and question not in DELIVERED and (question != TRANSFER or not done):  # listed in their table
@@ -257,9 +268,6 @@ def _block(planned, refs, prefix, everything=False):
         if not facts or question in (*DELIVERED, TRANSFER, PRECISION):
             continue
         lines += [f"**{question}** ({len(done)} of {len(runs)} runs at full length)", "", _table(facts, done), ""]
-        if question == "paper":
-            lines += [f"![Test error against depth]({prefix}paper/error_vs_depth.png)",
-                      f"![Plain against residual networks]({prefix}paper/plain_vs_residual.png)", ""]
     if waiting and everything:
         lines += ["Not yet at full length:", "", "| study | runs at full length | networks without a reference |",
                   "|---|---|---|", *waiting]
@@ -586,6 +594,71 @@ def precision_verdict(refs):
     verdict = ("mixed bfloat16 holds: `precision: auto` keeps it on CPUs with bfloat16 instructions" if all(held)
                else "mixed bfloat16 fails: `precision: auto` should go back to float32 on CPUs")
     return lines + ["", f"Verdict: {verdict}.", ""]
+
+
+def _paper(runs, done, prefix):
+    """Markdown lines: the paper's CIFAR-10 table, every network of the study's plan over the runs it has, beside
+    the paper's figure and akamaster's with their sources, and whether the mean is within `PAPER_BAR` of the
+    paper's; then error against depth and the paper's figure 6, once a run is done."""
+    import numpy as np
+
+    facts = _facts(done)
+    networks = {}
+    for run in runs:
+        networks.setdefault(_network(run.name, run.settings), []).append(run)
+    best_shown = any(f.get("best_test_accuracy") is not None for f in facts.values())
+    head = ["network", "runs", "test error, last epoch (%)", "lowest of the runs (%)",
+            *(["test error of the best-validation model (%)"] if best_shown else []),
+            "He et al. 2015, Table 6 (%)", "akamaster (%)", f"mean within {PAPER_BAR} points of the paper",
+            "parameters", "computed on", "date, commit"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for network, planned in networks.items():
+        s = planned[0].settings
+        paper = report.paper_error(s.get("dataset"), s.get("family"), s.get("depth"), s.get("shortcut", "zero_pad"))
+        theirs = AKAMASTER_CIFAR10_ERROR.get(s.get("depth")) if paper is not None else None
+        finished = [name for name in (run.name for run in planned) if name in facts]
+        errors = [100 * (1 - facts[name]["test_accuracy"]) for name in finished]
+        best = [100 * (1 - facts[name]["best_test_accuracy"]) for name in finished
+                if facts[name].get("best_test_accuracy") is not None]
+        where = "; ".join(dict.fromkeys(f"{done[name]['provenance'].get('device')}, "
+                                        f"{done[name]['provenance'].get('backend')}, "
+                                        f"{done[name]['provenance'].get('precision')}" for name in finished))
+        when = "; ".join(dict.fromkeys(f"{(done[name]['provenance'].get('finished') or '')[:10]}, "
+                                       f"{done[name]['provenance'].get('commit')}" for name in finished))
+        mean = float(np.mean(errors)) if errors else None
+        cells = [network, f"{len(finished)} of {len(planned)}",
+                 f"**{_mean_std(errors)}**" if errors else "",
+                 f"{min(errors):.2f}" if errors else "",
+                 *([_mean_std(best)] if best_shown else []),
+                 "" if paper is None else f"{paper:.2f}", "" if theirs is None else f"{theirs:.2f}",
+                 "" if mean is None or paper is None else
+                 f"{'yes' if abs(mean - paper) <= PAPER_BAR else 'no'} ({mean - paper:+.2f})",
+                 f"{facts[finished[0]]['params']:,}" if finished else "", where, when]
+        rows.append("| " + " | ".join(cells) + " |")
+    lines = [f"**The paper's CIFAR-10 table** (`params/study_paper.yaml`, `make studies`: {len(done)} of "
+             f"{len(runs)} runs at full length on today's code): test error on the 10,000 test images of the last "
+             "epoch's model, mean +- sample standard deviation over the runs; trained on all 50,000 train images, "
+             "so no validation set chooses an epoch.", "", *rows, "",
+             "Sources: He et al. (2015), *Deep Residual Learning for Image Recognition*, Table 6 (one run per "
+             "network; ResNet-110: the best of 5; the recipe chosen on a 45k/5k split). akamaster/"
+             "pytorch_resnet_cifar10, README, \"Test err(this impl.)\" (one run per network of its released "
+             "models: 200 epochs on all 50k images, tested on the test set every epoch). The bar, a mean within "
+             f"{PAPER_BAR} points of the paper's figure, is this project's "
+             f"([docs/reproduction.md]({os.path.normpath(prefix + '../docs/reproduction.md')}"
+             "#the-papers-table-on-todays-code)).", ""]
+    if facts:
+        lines += [f"![Test error against depth]({prefix}paper/error_vs_depth.png)",
+                  f"![Plain against residual networks]({prefix}paper/plain_vs_residual.png)", ""]
+    return lines
+
+
+def _mean_std(values):
+    """"7.52 +- 0.20" (mean +- sample standard deviation), "7.52" for one value, "" for none."""
+    import numpy as np
+
+    if not values:
+        return ""
+    return f"{np.mean(values):.2f}" + (f" +- {np.std(values, ddof=1):.2f}" if len(values) > 1 else "")
 
 
 def _q2_label(entry):
