@@ -55,6 +55,19 @@ def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
+def save_predictions(path, predictions):
+    """Save predicted classes as a NumPy `.npy` file of unsigned bytes (CIFAR has at most 100 classes), atomically."""
+    import numpy as np
+
+    predictions = np.asarray(predictions)
+    if predictions.ndim != 1 or (predictions.size and not 0 <= predictions.min() <= predictions.max() < 256):
+        raise ConfigError(f"predictions of shape {predictions.shape} are not accepted; expected one class in "
+                          f"0-255 per image")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, predictions.astype(np.uint8))
+
+
 def read_json_object(path):
     """The JSON object in `path`, or {} where the file is missing, unreadable or holds no object."""
     try:

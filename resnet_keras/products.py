@@ -6,6 +6,7 @@ Written by the run's notebook (`train`, then `report.finish`):
     tensorboard/   history.csv for TensorBoard (train/, validation/)
     curves.png     learning curves               confusion.png  confusion matrix on the test set
     examples/      a few test images, one per class (PNG): the demo's examples
+    predictions.npy  the predicted class of each test image, in the test set's order
     results.json   the run's figures (accuracy, parameters, times), written last
 
 Written by the sweep around the notebook:
@@ -26,6 +27,7 @@ TENSORBOARD = "tensorboard"  # TensorBoard event files of the epochs (`checkpoin
 CURVES = "curves.png"
 CONFUSION = "confusion.png"
 RESULTS = "results.json"
+PREDICTIONS = "predictions.npy"  # the last epoch's model on the test set: what `results.json`'s accuracy counts
 EXAMPLES = "examples"  # `report.finish(data=...)`: test images for the demo and a published model's Space
 NOTEBOOK = "notebook.ipynb"
 REPORT = "report.html"

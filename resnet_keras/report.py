@@ -92,7 +92,8 @@ def finish(out_dir, model, history, test, figures=None, data=None, best=None, **
         model: the trained model, saved as `model.h5`.
         history: every epoch's row (a DataFrame from `train`; the transfer
             notebook joins its two stages), saved as `history.csv`.
-        test: the dict from `evaluate` on the test set.
+        test: the dict from `evaluate` on the test set; its predicted
+            classes are saved as `predictions.npy`.
         best: the dict from `evaluate_best` (the best-validation model on the
             test set), or None.
         figures: {"curves": figure, "confusion": figure}, by the names of
@@ -106,7 +107,7 @@ def finish(out_dir, model, history, test, figures=None, data=None, best=None, **
         the device and the modules executed), after showing its key figures
         as a table (`figures_table`): the end of the run's report.
     """
-    from resnet_keras.files import save_h5
+    from resnet_keras.files import save_h5, save_predictions
     from resnet_keras.plots import save_figure
 
     figures = figures or {}
@@ -119,6 +120,8 @@ def finish(out_dir, model, history, test, figures=None, data=None, best=None, **
         save_figure(fig, os.path.join(out_dir, products.FIGURES[name]))
     write_text(os.path.join(out_dir, products.HISTORY), history.to_csv(index=False))
     save_h5(model, os.path.join(out_dir, products.MODEL))
+    if "predictions" in test:
+        save_predictions(os.path.join(out_dir, products.PREDICTIONS), test["predictions"])
     if data is not None:
         write_examples(os.path.join(out_dir, products.EXAMPLES), data.x_test, data.y_test, data.class_names)
     results = write_run_results(out_dir, summary)

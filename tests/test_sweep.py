@@ -12,6 +12,7 @@ import sys
 import threading
 import urllib.request
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -20,6 +21,7 @@ from conftest import chromium, copy_project, dask_cluster, requires_chromium
 from resnet_keras import products
 from resnet_keras.catalog import resolve_precision
 from resnet_keras.cpu import cpu_flags
+from resnet_keras.summary.reference import flips
 
 pytestmark = pytest.mark.slow
 SMOKE_RUNS = ["q1/cifar10-resnet8-adam", "q2/cifar10-resnet8-sgd-b32", "q3/cifar10-adam-own-base",
@@ -76,6 +78,7 @@ def test_smoke_sweep_produces_every_artefact(project):
             assert (folder / product).is_file(), f"{key}: {product} missing"
         metrics = json.loads((folder / "record.json").read_text())
         assert metrics["status"] == "ok" and metrics["results"]["epochs_trained"] >= 1
+        assert np.load(folder / "predictions.npy").dtype == "uint8"  # one class per test image
         # Every parameter the notebook ran with (its defaults included), for the index; the results hold measurements.
         assert metrics["settings"].items() >= metrics["parameters"].items() and "seed" in metrics["settings"]
         # "auto" precision, as this host resolves it: float32, or mixed bfloat16 on a CPU with bfloat16 instructions.
@@ -88,7 +91,7 @@ def test_smoke_sweep_produces_every_artefact(project):
         assert not (folder / ".resume").exists()
         assert (folder / products.TENSORBOARD / "train").is_dir()
     model = rk.load_h5(str(root / "outputs" / SMOKE_RUNS[0] / "model.h5"))
-    assert model.predict(__import__("numpy").zeros((2, 32, 32, 3), "float32"), verbose=0).shape == (2, 10)
+    assert model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0).shape == (2, 10)
     results = pd.read_csv(root / "outputs" / "results.csv")
     assert (results["question"] + "/" + results["run"]).tolist() == SMOKE_RUNS
     assert (results["status"] == "ok").all()
@@ -138,7 +141,6 @@ def test_reports_are_titled_with_their_network_and_end_with_their_figures(projec
 
 def test_make_publish_writes_the_hub_folder_of_a_smoke_run(project):
     import keras
-    import numpy as np
     from huggingface_hub import ModelCard
 
     import resnet_keras as rk
@@ -363,18 +365,31 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
     readme.write_text("# Title\n\nbefore\n<!-- reference-results -->\nhand-written\n"
                       "<!-- /reference-results -->\nafter\n")
     command = [sys.executable, "-m", "resnet_keras.summary.reference", "--profile", "smoke", "--readme", str(readme)]
-    collected = subprocess.run(command[:3] + ["collect"] + command[3:], cwd=root, capture_output=True, text=True)
+    # A run from before the notebooks saved their test predictions: `collect` makes them with its model.
+    saved = root / "outputs" / SMOKE_RUNS[1] / "predictions.npy"
+    kept_aside = saved.read_bytes()
+    saved.unlink()
+    try:
+        collected = subprocess.run(command[:3] + ["collect"] + command[3:], cwd=root, capture_output=True, text=True)
+    finally:
+        saved.write_bytes(kept_aside)
     assert collected.returncode == 0 and f"{len(SMOKE_RUNS)} runs copied" in collected.stdout, collected.stderr
+    made = np.load(results / SMOKE_RUNS[1] / "predictions.npy")  # by the model that `model.h5` reloads: the
+    precision = json.loads((results / SMOKE_RUNS[1] / "run.json").read_text())["results"]["precision"]
+    assert int(np.sum(made != np.load(saved))) <= flips(precision)  # notebook's, but for sums in another order
     for key in SMOKE_RUNS:
         entry = json.loads((results / key / "run.json").read_text())
         # The assignment's runs (and the precision study's, Q1's) keep their model, report, figures and examples;
         # the others what redraws them.
-        delivered = {"model.h5", "report.html", "curves.png", "confusion.png", "examples"}
+        delivered = {"model.h5", "predictions.npy", "report.html", "curves.png", "confusion.png", "examples"}
         assert set(os.listdir(results / key)) == {"run.json", "history.csv"} | (
             delivered if key.startswith(("q1/", "q2/", "q3/", "precision/")) else set())
         assert entry["provenance"]["cpu_flags"] == entry["results"]["cpu_flags"]
         record = json.loads((root / "outputs" / key / "record.json").read_text())
         assert entry["settings"] == record["settings"] and entry["results"] == record["results"]
+        if key != SMOKE_RUNS[1] and (results / key / "predictions.npy").exists():
+            assert (results / key / "predictions.npy").read_bytes() == (root / "outputs" / key / "predictions.npy")\
+                .read_bytes()
         assert entry["provenance"]["backend"] == os.environ.get("KERAS_BACKEND", "tensorflow")
         assert "cores" in entry["provenance"]["device"] and entry["provenance"]["finished"]
         assert "commit" in entry["provenance"]  # None here: the copy of the project is not a git checkout
@@ -387,7 +402,7 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
         with h5py.File(results / key / "model.h5") as slim, h5py.File(root / "outputs" / key / "model.h5") as full:
             assert "optimizer_weights" not in slim and "training_config" not in slim.attrs
             assert "model_weights" in slim and set(slim.attrs) <= set(full.attrs)
-        x = __import__("numpy").random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
+        x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
         ours, theirs = (rk.load_h5(str(folder / key / "model.h5")).predict(x, verbose=0)
                         for folder in (results, root / "outputs"))
         assert abs(ours - theirs).max() == 0

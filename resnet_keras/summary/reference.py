@@ -3,6 +3,7 @@
     make reference    # python -m resnet_keras.summary.reference collect: finished full-length runs -> results/
     make results      # python -m resnet_keras.summary.reference draw: results/ -> its tables, figures, the README's
     make reports      # python -m resnet_keras.summary.reference redraw: the committed reports, with today's notebooks
+    python -m resnet_keras.summary.reference predict   # predictions.npy for committed models without
 
 A run is a reference when it finished under the sweep with exactly the
 parameters of its run in the `full` profile's plan. Its folder keeps what is
@@ -18,7 +19,10 @@ small and enough to redraw every comparison:
 The assignment's runs (Q1, Q2, Q3) and the precision study's keep what a
 grader reads and the demo serves, too: `report.html`, `curves.png`,
 `confusion.png`, `examples/` and `model.h5` (without optimizer state; for
-seeds other than 0 only while `results/` is under `MODELS_UP_TO_MB`).
+seeds other than 0 only while `results/` is under `MODELS_UP_TO_MB`) with
+`predictions.npy`, the model's class for each test image, against which the
+reproduction test checks it (`predict` makes them for a committed model
+without, checking that they count its recorded accuracy).
 
 `draw` writes, from that folder alone, `results/README.md` (per question: one
 row per network over its seeds, mean +- std and best, beside the paper's
@@ -97,15 +101,17 @@ def collect(outputs="outputs", results="results", params_dir="params", profile="
         with atomic_path(os.path.join(target, products.HISTORY)) as tmp:
             shutil.copyfile(os.path.join(folder, products.HISTORY), tmp)
         if run.question in (*DELIVERED, TRANSFER, PRECISION):  # what a grader reads and the demo serves
-            _deliver(folder, target, model=run.settings.get("seed", 0) == 0 or _size_mb(results) < MODELS_UP_TO_MB)
+            _deliver(folder, target, entry,
+                     model=run.settings.get("seed", 0) == 0 or _size_mb(results) < MODELS_UP_TO_MB)
         write_json(os.path.join(target, RUN_FILE), entry)  # last: the entry is complete once it exists
         copied.append(run.key)
     return copied
 
 
-def _deliver(folder, target, model=True):
-    """Copy a run's report, figures, examples and, with `model`, its model (without optimizer state) from
-    `folder` to `target`."""
+def _deliver(folder, target, entry, model=True):
+    """Copy a run's report, figures, examples and, with `model`, its model (without optimizer state) and its
+    test predictions from `folder` to `target` (predictions made here where the run, from before they were
+    saved, has none: `record_predictions`)."""
     for name in KEPT:
         if os.path.isfile(os.path.join(folder, name)):
             with atomic_path(os.path.join(target, name)) as tmp:
@@ -113,10 +119,62 @@ def _deliver(folder, target, model=True):
     if model:
         with atomic_path(os.path.join(target, products.MODEL)) as tmp:
             slim_h5(os.path.join(folder, products.MODEL), tmp)
+        if os.path.isfile(os.path.join(folder, products.PREDICTIONS)):
+            with atomic_path(os.path.join(target, products.PREDICTIONS)) as tmp:
+                shutil.copyfile(os.path.join(folder, products.PREDICTIONS), tmp)
+        else:
+            record_predictions(target, entry)
     examples = os.path.join(target, products.EXAMPLES)
     shutil.rmtree(examples, ignore_errors=True)
     if os.path.isdir(os.path.join(folder, products.EXAMPLES)):
         shutil.copytree(os.path.join(folder, products.EXAMPLES), examples)
+
+
+def flips(precision):
+    """How many of a model's test predictions may change when it is evaluated again elsewhere: another backend or
+    CPU sums in another order, which flips an image whose two best classes tie to rounding. Two in float32; ten
+    in mixed bfloat16, which rounds every activation to 8 bits of mantissa (the Q1 model, trained on the torch
+    backend in mixed bfloat16, scored 8008 of 10,000 there, 8007 on TensorFlow and 8005 on JAX, 2026-12-06)."""
+    return 10 if "bfloat16" in (precision or "") else 2
+
+
+def record_predictions(folder, entry):
+    """Write `predictions.npy` into a committed run's `folder` (its model on the test set, on this machine) after
+    checking that they count the test accuracy its run recorded, to within `flips`; return them.
+
+    For runs that finished before their notebook saved its predictions; the
+    reproduction test (`tests/test_results.py`) checks the model against them.
+    """
+    import numpy as np
+
+    import resnet_keras as rk
+    from resnet_keras.files import save_predictions
+
+    s, recorded = entry["settings"], entry["results"]
+    data = rk.load_dataset(s.get("dataset", "cifar10"), s.get("data_dir"), label_mode=s.get("label_mode", "fine"),
+                           test_per_class=s.get("test_per_class"))
+    predictions = rk.evaluate(rk.load_h5(os.path.join(folder, products.MODEL)), data.x_test, data.y_test)["predictions"]
+    right, expected = int(np.sum(predictions == data.y_test)), round(recorded["test_accuracy"] * len(data.y_test))
+    if abs(right - expected) > flips(recorded.get("precision")):
+        raise ConfigError(f"{folder}: its model classifies {right} of {len(data.y_test)} test images right here, "
+                          f"its run recorded {expected}; more than {flips(recorded.get('precision'))} apart, so "
+                          f"its predictions are not recorded")
+    save_predictions(os.path.join(folder, products.PREDICTIONS), predictions)
+    return predictions
+
+
+def predict(results="results", only=None):
+    """`record_predictions` for each committed run with a model and no predictions (or those of `only`, run keys);
+    return the keys recorded."""
+    done = []
+    for question, entries in load(results).items():
+        for name, entry in entries.items():
+            key, folder = f"{question}/{name}", os.path.join(results, question, name)
+            if (not only or key in only) and os.path.isfile(os.path.join(folder, products.MODEL)) \
+                    and not os.path.isfile(os.path.join(folder, products.PREDICTIONS)):
+                record_predictions(folder, entry)
+                done.append(key)
+    return done
 
 
 def _size_mb(folder):
@@ -716,8 +774,9 @@ def _table(facts, entries):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m resnet_keras.summary.reference", description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("collect", "draw", "redraw"))
-    ap.add_argument("--only", nargs="*", help="redraw: these runs (question/run); default: every committed one")
+    ap.add_argument("command", choices=("collect", "draw", "redraw", "predict"))
+    ap.add_argument("--only", nargs="*", help="redraw, predict: these runs (question/run); default: every "
+                                              "committed one")
     ap.add_argument("--outputs", default="outputs", help="where the sweep's runs are (default: outputs)")
     ap.add_argument("--results", default="results", help="the reference folder (default: results)")
     ap.add_argument("--params", default="params", help="folder of params files (default: params)")
@@ -728,6 +787,9 @@ def main(argv=None):
         if args.command == "collect":
             copied = collect(args.outputs, args.results, args.params, args.profile)
             print(f"reference: {len(copied)} runs copied into {args.results}/: {', '.join(copied) or 'none'}")
+        elif args.command == "predict":
+            done = predict(args.results, args.only)
+            print(f"reference: test predictions recorded for {len(done)} runs: {', '.join(done) or 'none'}")
         elif args.command == "redraw":
             done = redraw(args.results, args.params, args.profile, args.only)
             print(f"reference: {len(done)} reports redrawn in {args.results}/")
