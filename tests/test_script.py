@@ -15,7 +15,7 @@ from resnet_keras.sweep.script import execute, resolve
 
 # What notebooks write into their run folder (each at least products.FROM_NOTEBOOK); the sweep adds FROM_SWEEP.
 WRITTEN = {products.MODEL, products.BEST_MODEL, products.HISTORY, products.TENSORBOARD, products.CURVES,
-           products.CONFUSION, products.EXAMPLES, products.RESULTS}
+           products.CONFUSION, products.EXAMPLES, products.PREDICTIONS, products.RESULTS}
 
 
 def script(*args, cwd=REPO):
