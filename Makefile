@@ -37,6 +37,7 @@ help:
 	@echo "make run RUN=question/run [PROFILE=..] [P='epochs=2 seed=1']  one run of the plan as a plain script"
 	@echo "                                                        (no Jupyter kernel: batch jobs, bare GPU machines)"
 	@echo "make reference                                          copy finished full-length runs into results/"
+	@echo "                                                        (with their models' test predictions)"
 	@echo "make results                                            draw the README's results from results/"
 	@echo "make reports [RUNS='q1/...']                            redraw the committed reports (no training)"
 	@echo "make test [TEST_JOBS=2]                                 run the test suite (TEST_JOBS pytest processes)"
@@ -107,7 +108,7 @@ run: venv data $(if $(filter smoke,$(PROFILE)),$(TINY)/.complete)
 
 # Reference results (resnet_keras/summary/reference.py): copy the finished full-length runs of outputs/ into results/
 # (committed), then draw results/README.md, its figures and the README's results block from results/ alone.
-reference: venv
+reference: venv data
 	$(PY) -m resnet_keras.summary.reference collect
 
 results: venv
