@@ -420,6 +420,9 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
     assert f"recorded where it trained (redrawn report)</td>\n<td>{100 * q1_results['test_accuracy']:.2f}%" in report
     epochs = pd.read_csv(results / key / "history.csv")
     assert f"<td>{100 * epochs['val_accuracy'].iloc[-1]:.2f}%</td>" in report  # the log is the committed history's
+    again = subprocess.run(command[:3] + ["collect"] + command[3:], cwd=root, capture_output=True, text=True)
+    assert again.returncode == 0 and "0 runs copied" in again.stdout, again.stderr  # nothing finished since
+    assert (results / key / "report.html").read_text() == report  # the redrawn report stays
     shutil.rmtree(results / "paper" / "plain-20-seed1")  # one seed of plain-20 has no reference
     drawn = subprocess.run(command[:3] + ["draw"] + command[3:], cwd=root, capture_output=True, text=True)
     assert drawn.returncode == 0, drawn.stderr

@@ -77,7 +77,8 @@ def collect(outputs="outputs", results="results", params_dir="params", profile="
     """Copy every finished run of `outputs` whose parameters are its plan's (`profile`) into `results`.
 
     Returns the keys copied. A run already in `results` is replaced by the
-    newer one only when that finished later.
+    newer one only when that finished later: collecting the same run again
+    leaves it (and a report redrawn since) as it is.
     """
     copied = []
     for run in plan(params_dir, profile):
@@ -95,8 +96,8 @@ def collect(outputs="outputs", results="results", params_dir="params", profile="
                                 **{k: record[k] for k in ("resumed_after",) if k in record}}}
         target = os.path.join(results, run.question, run.name)
         known = read_json_object(os.path.join(target, RUN_FILE))
-        if known and (known["provenance"].get("finished") or "") > (record.get("finished") or ""):
-            continue
+        if known and (known["provenance"].get("finished") or "") >= (record.get("finished") or ""):
+            continue  # the same run again (its committed report may be redrawn since), or an older one
         os.makedirs(target, exist_ok=True)
         with atomic_path(os.path.join(target, products.HISTORY)) as tmp:
             shutil.copyfile(os.path.join(folder, products.HISTORY), tmp)
