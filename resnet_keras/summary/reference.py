@@ -156,10 +156,11 @@ def record_predictions(folder, entry):
                            test_per_class=s.get("test_per_class"))
     predictions = rk.evaluate(rk.load_h5(os.path.join(folder, products.MODEL)), data.x_test, data.y_test)["predictions"]
     right, expected = int(np.sum(predictions == data.y_test)), round(recorded["test_accuracy"] * len(data.y_test))
-    if abs(right - expected) > flips(recorded.get("precision")):
+    tolerance = flips(recorded.get("precision"))
+    if abs(right - expected) > tolerance:
         raise ConfigError(f"{folder}: its model classifies {right} of {len(data.y_test)} test images right here, "
-                          f"its run recorded {expected}; more than {flips(recorded.get('precision'))} apart, so "
-                          f"its predictions are not recorded")
+                          f"its run recorded {expected}; more than {tolerance} apart, so its predictions are not "
+                          f"recorded")
     save_predictions(os.path.join(folder, products.PREDICTIONS), predictions)
     return predictions
 
@@ -584,13 +585,18 @@ def _figures(entries):
 
 def _pm(values):
     """"83.10 +- 0.52% (n = 3)", "80.08%" for one value, "" for none."""
+    if not values:
+        return ""
+    return f"{_mean_std(values)}%" + (f" (n = {len(values)})" if len(values) > 1 else "")
+
+
+def _mean_std(values):
+    """"7.52 +- 0.20" (mean +- sample standard deviation), "7.52" for one value, "" for none."""
     import numpy as np
 
     if not values:
         return ""
-    if len(values) == 1:
-        return f"{values[0]:.2f}%"
-    return f"{np.mean(values):.2f} +- {np.std(values, ddof=1):.2f}% (n = {len(values)})"
+    return f"{np.mean(values):.2f}" + (f" +- {np.std(values, ddof=1):.2f}" if len(values) > 1 else "")
 
 
 def _seeds(entries):
@@ -679,11 +685,9 @@ def _paper(runs, done, prefix):
         errors = [100 * (1 - facts[name]["test_accuracy"]) for name in finished]
         best = [100 * (1 - facts[name]["best_test_accuracy"]) for name in finished
                 if facts[name].get("best_test_accuracy") is not None]
-        where = "; ".join(dict.fromkeys(f"{done[name]['provenance'].get('device')}, "
-                                        f"{done[name]['provenance'].get('backend')}, "
-                                        f"{done[name]['provenance'].get('precision')}" for name in finished))
-        when = "; ".join(dict.fromkeys(f"{(done[name]['provenance'].get('finished') or '')[:10]}, "
-                                       f"{done[name]['provenance'].get('commit')}" for name in finished))
+        computed = [_computed(done[name]["provenance"]) for name in finished]
+        where = "; ".join(dict.fromkeys(where for where, _ in computed))
+        when = "; ".join(dict.fromkeys(when for _, when in computed))
         mean = float(np.mean(errors)) if errors else None
         cells = [network, f"{len(finished)} of {len(planned)}",
                  f"**{_mean_std(errors)}**" if errors else "",
@@ -711,15 +715,6 @@ def _paper(runs, done, prefix):
     return lines
 
 
-def _mean_std(values):
-    """"7.52 +- 0.20" (mean +- sample standard deviation), "7.52" for one value, "" for none."""
-    import numpy as np
-
-    if not values:
-        return ""
-    return f"{np.mean(values):.2f}" + (f" +- {np.std(values, ddof=1):.2f}" if len(values) > 1 else "")
-
-
 def _q2_label(entry):
     """A Q2 run's curve label: "ResNet-44, RMSprop, batch 128"."""
     s = entry["settings"]
@@ -745,6 +740,13 @@ def _network(name, settings):
     return label + (f" (width {settings['width']})" if settings.get("width", 1) != 1 else "")
 
 
+def _computed(provenance):
+    """Where a committed run was computed ("device, backend, precision") and when ("date, commit")."""
+    p = provenance
+    return (f"{p.get('device')}, {p.get('backend')}, {p.get('precision')}",
+            f"{(p.get('finished') or '')[:10]}, {p.get('commit')}")
+
+
 def _table(facts, entries):
     """Markdown: one row per network over its seeds."""
     import pandas as pd
@@ -753,13 +755,11 @@ def _table(facts, entries):
 
     rows = []
     for name, f in facts.items():
-        p = entries[name]["provenance"]
+        where, when = _computed(entries[name]["provenance"])
         rows.append({"network": _network(name, f), "seed": f.get("seed"), "error": 100 * (1 - f["test_accuracy"]),
                      "paper": paper_error(f.get("dataset"), f.get("family", "resnet"), f.get("depth"),
                                           f.get("shortcut", "zero_pad")),
-                     "params": f.get("params"), "epochs": f.get("epochs_trained"),
-                     "where": f"{p.get('device')}, {p.get('backend')}, {p.get('precision')}",
-                     "when": f"{(p.get('finished') or '')[:10]}, {p.get('commit')}"})
+                     "params": f.get("params"), "epochs": f.get("epochs_trained"), "where": where, "when": when})
     out = ["| network | seeds | test error (%) | best (%) | paper (%) | parameters | epochs | computed on "
            "| date, commit |", "|---|---|---|---|---|---|---|---|---|"]
     for network, part in pd.DataFrame(rows).groupby("network", sort=False):
