@@ -32,6 +32,7 @@ help:
 	@echo "           [SCHEDULER=tcp://HOST:8786|local]         ... on a Dask cluster whose workers share outputs/"
 	@echo "                                                        run the assignment's notebooks (Q1-Q3) into outputs/"
 	@echo "                                                        (ONLY: these params files; all: every one)"
+	@echo "           [RUNS='paper/resnet-20-* paper/resnet-56-seed0'] ... only these runs (keys or shell patterns)"
 	@echo "make studies [PROFILE=..] [JOBS=..] [DRY_RUN=1]         run the studies: $(STUDIES)"
 	@echo "           [BACKEND=tensorflow|jax|torch]             ... with that Keras backend (any target)"
 	@echo "make run RUN=question/run [PROFILE=..] [P='epochs=2 seed=1']  one run of the plan as a plain script"
@@ -87,10 +88,10 @@ TINY := outputs/.tiny-cifar
 # ONLY names params files, ONLY=all runs every one.
 QUESTIONS := q1_scratch q2_grid q3_transfer q3_own_base
 STUDIES := $(sort $(basename $(notdir $(wildcard params/study_*.yaml))))
-ONLY ?= $(QUESTIONS)
+ONLY ?= $(if $(RUNS),all,$(QUESTIONS))
 sweep: venv data notebooks $(if $(filter smoke,$(PROFILE)),$(TINY)/.complete)
 	$(PY) -m resnet_keras.sweep --profile $(PROFILE) --jobs $(JOBS) $(if $(FORCE),--force) \
-	  $(if $(filter-out all,$(ONLY)),--only $(ONLY)) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(DRY_RUN),--dry-run)
+	  $(if $(filter-out all,$(ONLY)),--only $(ONLY)) $(if $(RUNS),--runs $(foreach r,$(RUNS),'$(r)')) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(DRY_RUN),--dry-run)
 
 studies:
 	$(MAKE) sweep ONLY='$(STUDIES)'

@@ -18,6 +18,7 @@ def in_repo(monkeypatch):
     (["--profile", "huge"], "profile='huge' is not accepted; use one of full, quick, smoke"),
     (["--jobs", "0"], "jobs='0' is not accepted; use an integer >= 1 or auto"),
     (["--only", "q9_nothing"], "only=['q9_nothing'] matches no params file"),
+    (["--only", "q1_scratch", "--runs", "paper/*"], "runs='paper/*' matches no run of the selected params files"),
     (["--scheduler", "127.0.0.1"], "scheduler='127.0.0.1' is not accepted; use tcp://HOST:PORT of a running Dask "
                                    "scheduler, or local"),
 ])
@@ -151,3 +152,19 @@ def test_make_sweep_runs_the_question_notebooks_and_make_studies_the_studies():
     assert only("studies") == studies and "study_paper" in studies
     assert only("sweep", "ONLY=all") is None  # every params file
     assert only("sweep", "ONLY=study_paper") == ["study_paper"]
+    assert only("sweep", "RUNS=paper/resnet-56-seed0") is None  # runs of any params file
+
+
+def test_runs_select_runs_by_key_or_shell_pattern_within_the_params_files(in_repo):
+    import subprocess
+
+    from resnet_keras.sweep.params import plan
+    from resnet_keras.sweep.runner import _matching
+
+    runs = plan("params", "full")
+    keys = [r.key for r in _matching(runs, ["paper/resnet-20-*", "paper/resnet-56-seed0"])]
+    assert keys == ["paper/resnet-20-seed0", "paper/resnet-20-seed1", "paper/resnet-20-seed2", "paper/resnet-56-seed0"]
+    assert _matching(runs, None) == runs
+    text = subprocess.run(["make", "-n", "sweep", "RUNS=paper/resnet-20-* q1/*"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60).stdout
+    assert "--runs 'paper/resnet-20-*' 'q1/*'" in text  # quoted: the shell does not expand them

@@ -33,6 +33,7 @@ a sweep over several machines sharing the `outputs/` folder.
 import argparse
 import concurrent.futures
 import contextlib
+import fnmatch
 import hashlib
 import importlib
 import json
@@ -455,6 +456,8 @@ def main(argv=None):
                     "the runs to do would take; run nothing")
     ap.add_argument("--only", nargs="*", help="run only these params files, by name (e.g. q1_scratch); "
                     "the index still lists every run")
+    ap.add_argument("--runs", nargs="*", help="of those, run only the runs whose key (question/run, as --dry-run "
+                    "lists them) matches one of these shell patterns (e.g. 'paper/resnet-20-*')")
     ap.add_argument("--params", default="params", help="folder of params files (default: params)")
     ap.add_argument("--outputs", default="outputs", help="output folder (default: outputs)")
     ap.add_argument("--results", default="results", help="reference results the index draws runs over "
@@ -474,6 +477,7 @@ def main(argv=None):
         selected = [r for r in runs if not args.only or _file_name(r) in args.only]
         if not selected:
             raise ConfigError(f"only={args.only} matches no params file; use names of files in {args.params}/")
+        selected = _matching(selected, args.runs)
         _check_writable(args.outputs)
         if args.scheduler and args.scheduler != "local":
             client = cluster.connect(args.scheduler)  # before anything else: unreachable is one line, nothing run
@@ -558,6 +562,18 @@ def quicker(seconds, machine, selected, args, finished=()):
     if args.dry_run:
         return lines
     return lines + ["sweep: going on with the sweep as asked (Ctrl-C stops it; finished epochs are kept)"]
+
+
+def _matching(runs, patterns):
+    """The runs whose key matches one of the shell `patterns` (all of them without patterns); a pattern that
+    matches none of `runs` is a ConfigError."""
+    if not patterns:
+        return runs
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(r.key, pattern) for r in runs):
+            raise ConfigError(f"runs={pattern!r} matches no run of the selected params files; use question/run "
+                              f"keys as --dry-run lists them, or shell patterns of them, e.g. {runs[0].key}")
+    return [r for r in runs if any(fnmatch.fnmatchcase(r.key, p) for p in patterns)]
 
 
 def _file_name(run):
