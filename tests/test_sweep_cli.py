@@ -168,3 +168,14 @@ def test_runs_select_runs_by_key_or_shell_pattern_within_the_params_files(in_rep
     text = subprocess.run(["make", "-n", "sweep", "RUNS=paper/resnet-20-* q1/*"], cwd=REPO, capture_output=True,
                           text=True, timeout=60).stdout
     assert "--runs 'paper/resnet-20-*' 'q1/*'" in text  # quoted: the shell does not expand them
+
+
+def test_a_copy_without_git_history_records_the_commit_it_was_copied_from(tmp_path, monkeypatch):
+    from resnet_keras.sweep.runner import _commit
+
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no repository above tmp_path either
+    monkeypatch.delenv("RESNET_KERAS_COMMIT", raising=False)
+    assert _commit(str(tmp_path)) is None
+    monkeypatch.setenv("RESNET_KERAS_COMMIT", "0000000")
+    assert _commit(str(tmp_path)) == "0000000"
+    assert _commit(REPO) != "0000000"  # in a checkout, git says which commit

@@ -348,13 +348,17 @@ def _execute(run, folder, digest, root, resumed_after=0):
 
 
 def _commit(root):
-    """The checkout's commit (`git describe --always --dirty`: "-dirty" when files differ from it), or None."""
+    """The checkout's commit (`git describe --always --dirty`: "-dirty" when files differ from it); in a copy of
+    the project without its git history (a bare GPU machine), $RESNET_KERAS_COMMIT, the commit it was copied from;
+    else None."""
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True, text=True,
                              timeout=30)
     except (OSError, subprocess.SubprocessError):
-        return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
+        out = None
+    if out is not None and out.returncode == 0 and out.stdout.strip():
+        return out.stdout.strip()
+    return os.environ.get("RESNET_KERAS_COMMIT") or None
 
 
 def _pin_gpu(slots, gpu_count):
