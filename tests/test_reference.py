@@ -3,7 +3,7 @@ of docs/performance.md."""
 
 import pandas as pd
 
-from resnet_keras.summary.reference import precision_verdict
+from resnet_keras.summary.reference import precision_summary, precision_verdict
 
 
 def _entry(precision, seed, test, val):
@@ -42,3 +42,16 @@ def test_no_verdict_before_three_seeds_of_each_precision():
     assert "No verdict yet" in text and "Verdict" not in text.replace("No verdict yet", "")
     assert "| float32 | seeds 0, 1 | 82.80 +- 0.28% (n = 2) | 82.50 +- 0.71% (n = 2) |" in text
     assert precision_verdict({}) == []
+
+
+def test_what_the_results_show_says_where_the_precision_rule_stands():
+    line = precision_summary(_refs(FP32[:1], FP32[:2]))
+    assert line == ("- **Precision** (Q1's recipe), test accuracy: float32 (the precision study, 2 seeds) 82.80 +- "
+                    "0.28% (n = 2), the last five validation accuracies averaging 82.50 +- 0.71% (n = 2); mixed "
+                    "bfloat16 (Q1's own runs, 1 seed) 83.00%, the last five validation accuracies averaging 83.00%. "
+                    "Not a verdict yet: the rule of docs/performance.md decides once each precision has 3 seeds "
+                    "(results/README.md).")
+    bf16 = [(0.8245, [0.824] * 5), (0.8205, [0.814] * 5), (0.8285, [0.834] * 5)]  # fails: as above
+    assert precision_summary(_refs(bf16, FP32)).endswith("The rule of docs/performance.md: mixed bfloat16 fails: "
+                                                         "`precision: auto` should go back to float32 on CPUs.")
+    assert precision_summary(_refs([], FP32)) is None  # one precision alone is no comparison

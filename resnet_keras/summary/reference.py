@@ -425,6 +425,8 @@ def _discussion(planned, refs):
                          f"{_pm(c['f']['best_val'])} best validation accuracy and {_pm(c['f']['final_val'])} at "
                          f"epoch 20, against the original write-up's {Q1_STATED}; its test accuracy was "
                          f"{_pm(c['f']['test'])}.")
+            precision = precision_summary(refs)
+            lines += [precision] if precision else []
             continue
         ranked = sorted(configs, key=lambda c: -np.mean(c["f"]["test"]))
         order = "; ".join(f"{c['label']} {_pm(c['f']['test'])}" for c in ranked)
@@ -629,13 +631,37 @@ def _seed_table(refs, prefix):
             "study's):", "", *rows, ""]
 
 
+def _precision_sides(refs):
+    """{"mixed_bfloat16": Q1's own runs in it, "float32": the precision study's float32 runs}, each {name: entry}."""
+    return {"mixed_bfloat16": _by_precision(refs.get("q1", {}), list(refs.get("q1", {}))).get("mixed_bfloat16", {}),
+            "float32": _by_precision(refs.get(PRECISION, {}), list(refs.get(PRECISION, {}))).get("float32", {})}
+
+
+def _precision_checks(figures):
+    """The rule of docs/performance.md for each figure: [(what, m_bf16 - m_fp32, allowed margin, pooled standard
+    deviation, holds)]."""
+    import numpy as np
+
+    checks = []
+    for key, what in (("test", "test accuracy"), ("last5", "mean of the last 5 validation accuracies")):
+        b, f32 = figures["mixed_bfloat16"][key], figures["float32"][key]
+        pooled = float(np.sqrt((np.var(b, ddof=1) + np.var(f32, ddof=1)) / 2))
+        margin = max(pooled, 0.5)
+        diff = float(np.mean(b) - np.mean(f32))
+        checks.append((what, diff, margin, pooled, diff >= -margin))
+    return checks
+
+
+def _verdict(checks):
+    return ("mixed bfloat16 holds: `precision: auto` keeps it on CPUs with bfloat16 instructions"
+            if all(c[-1] for c in checks) else "mixed bfloat16 fails: `precision: auto` should go back to float32 "
+                                               "on CPUs")
+
+
 def precision_verdict(refs):
     """Markdown lines: the rule of docs/performance.md applied to Q1's runs in mixed bfloat16 and the precision
     study's in float32: per figure, m_bf16 >= m_fp32 - max(pooled standard deviation, 0.5 points)."""
-    import numpy as np
-
-    sides = {"mixed_bfloat16": _by_precision(refs.get("q1", {}), list(refs.get("q1", {}))).get("mixed_bfloat16", {}),
-             "float32": _by_precision(refs.get(PRECISION, {}), list(refs.get(PRECISION, {}))).get("float32", {})}
+    sides = _precision_sides(refs)
     if not any(sides.values()):
         return []
     figures = {side: _figures(entries) for side, entries in sides.items()}
@@ -649,18 +675,31 @@ def precision_verdict(refs):
              "finished):", "", *rows, ""]
     if min(len(entries) for entries in sides.values()) < SEEDS:
         return lines + [f"No verdict yet: the rule needs {SEEDS} seeds of each precision.", ""]
-    held = []
-    for key, what in (("test", "test accuracy"), ("last5", "mean of the last 5 validation accuracies")):
-        b, f32 = figures["mixed_bfloat16"][key], figures["float32"][key]
-        pooled = float(np.sqrt((np.var(b, ddof=1) + np.var(f32, ddof=1)) / 2))
-        margin = max(pooled, 0.5)
-        diff = float(np.mean(b) - np.mean(f32))
-        held.append(diff >= -margin)
+    checks = _precision_checks(figures)
+    for what, diff, margin, pooled, held in checks:
         lines.append(f"- {what}: mixed bfloat16 - float32 = {diff:+.2f} points; allowed -{margin:.2f} (pooled "
-                     f"standard deviation {pooled:.2f}): {'holds' if held[-1] else 'fails'}.")
-    verdict = ("mixed bfloat16 holds: `precision: auto` keeps it on CPUs with bfloat16 instructions" if all(held)
-               else "mixed bfloat16 fails: `precision: auto` should go back to float32 on CPUs")
-    return lines + ["", f"Verdict: {verdict}.", ""]
+                     f"standard deviation {pooled:.2f}): {'holds' if held else 'fails'}.")
+    return lines + ["", f"Verdict: {_verdict(checks)}.", ""]
+
+
+def precision_summary(refs):
+    """One line of "what the results show": Q1's recipe in each precision (test accuracy, the mean of the last five
+    validation accuracies) and where the rule of docs/performance.md stands; None before both precisions ran."""
+    sides = _precision_sides(refs)
+    if not all(sides.values()):
+        return None
+    parts = []
+    for side, who in (("float32", "the precision study"), ("mixed_bfloat16", "Q1's own runs")):
+        f = _figures(sides[side])
+        parts.append(f"{side.replace('_', ' ')} ({who}, {_count(len(f['test']), 'seed')}) {_pm(f['test'])}, the "
+                     f"last five validation accuracies averaging {_pm(f['last5'])}")
+    if min(len(entries) for entries in sides.values()) < SEEDS:
+        stands = (f"Not a verdict yet: the rule of docs/performance.md decides once each precision has {SEEDS} "
+                  f"seeds (results/README.md)")
+    else:
+        figures = {side: _figures(entries) for side, entries in sides.items()}
+        stands = f"The rule of docs/performance.md: {_verdict(_precision_checks(figures))}"
+    return f"- **Precision** (Q1's recipe), test accuracy: {'; '.join(parts)}. {stands}."
 
 
 def _paper(runs, done, prefix):
