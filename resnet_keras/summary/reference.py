@@ -688,16 +688,16 @@ def precision_summary(refs):
     sides = _precision_sides(refs)
     if not all(sides.values()):
         return None
+    figures = {side: _figures(entries) for side, entries in sides.items()}
     parts = []
     for side, who in (("float32", "the precision study"), ("mixed_bfloat16", "Q1's own runs")):
-        f = _figures(sides[side])
+        f = figures[side]
         parts.append(f"{side.replace('_', ' ')} ({who}, {_count(len(f['test']), 'seed')}) {_pm(f['test'])}, the "
                      f"last five validation accuracies averaging {_pm(f['last5'])}")
     if min(len(entries) for entries in sides.values()) < SEEDS:
         stands = (f"Not a verdict yet: the rule of docs/performance.md decides once each precision has {SEEDS} "
                   f"seeds (results/README.md)")
     else:
-        figures = {side: _figures(entries) for side, entries in sides.items()}
         stands = f"The rule of docs/performance.md: {_verdict(_precision_checks(figures))}"
     return f"- **Precision** (Q1's recipe), test accuracy: {'; '.join(parts)}. {stands}."
 
