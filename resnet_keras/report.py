@@ -55,13 +55,14 @@ def run_summary(history, test, model, best=None, **info):
     """
     from resnet_keras.models import count_params
 
-    times = history["time_s"]
+    # A two-stage run (Q3: the head, then fine-tuning) has two kinds of epoch, timed apart.
+    head = history.attrs.get("head_epochs") or len(history)
     summary = {
         "model": model.name,
         "params": count_params(model),
         "epochs_trained": int(len(history)),
-        # The first epoch includes compilation: leave it out when there are others.
-        "epoch_time_s": round(float((times.iloc[1:] if len(times) > 1 else times).median()), 2),
+        "epoch_time_s": _median_epoch(history["time_s"].iloc[:head]),
+        **({"fine_tune_epoch_time_s": _median_epoch(history["time_s"].iloc[head:])} if head < len(history) else {}),
         "final_train_accuracy": float(history["accuracy"].iloc[-1]),
         "test_accuracy": float(test["accuracy"]),
         "test_loss": float(test["loss"]),
@@ -299,6 +300,7 @@ def figures_table(results):
     machine = results.get("trained_on") or ", ".join(str(results[k]) for k in ("device", "backend", "precision")
                                                      if results.get(k))
     per_epoch = results.get("epoch_time_s")
+    tuned = "fine_tune_epoch_time_s" in results
     best_epoch = results.get("best_epoch")
     rows = [("test accuracy (last epoch's model)", pct("test_accuracy")),
             ("the same, recorded where it trained (redrawn report)", pct("recorded_test_accuracy")),
@@ -307,14 +309,22 @@ def figures_table(results):
             ("best validation accuracy", pct("best_val_accuracy")),
             ("final validation accuracy", pct("final_val_accuracy")),
             ("network", network_name(results["model"]) if results.get("model") else None),
-            ("trainable parameters", f"{results['params']:,}" if results.get("params") is not None else None),
+            (f"trainable parameters{' in fine-tuning' if tuned else ''}",
+             f"{results['params']:,}" if results.get("params") is not None else None),
             ("epochs", results.get("epochs_trained")),
-            ("time per epoch (median of epochs 2 onward)", f"{per_epoch:,.1f} s on {machine}"
-             if per_epoch is not None else None),
+            (f"time per epoch{' of the head' if tuned else ''} (median of epochs 2 onward)",
+             f"{per_epoch:,.1f} s on {machine}" if per_epoch is not None else None),
+            ("time per epoch of fine-tuning (median of its epochs 2 onward)",
+             f"{results['fine_tune_epoch_time_s']:,.1f} s on {machine}" if tuned else None),
             ("training time (all epochs, earlier attempts' included)", _duration(results.get("train_time_s"))),
             ("wall time of this attempt (data, training, evaluation, saving)", _duration(results.get("wall_time_s")))]
     lines = ["| figure | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows if v is not None]
     return "\n".join(lines)
+
+
+def _median_epoch(times):
+    """The median epoch time; the first epoch, which includes compilation, left out when there are others."""
+    return round(float((times.iloc[1:] if len(times) > 1 else times).median()), 2)
 
 
 def _duration(seconds):

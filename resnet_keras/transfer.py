@@ -185,7 +185,9 @@ def train_transfer(model, data, out_dir, *, epochs, batch_size=128, optimizer="a
             both stages' epochs in its history).
     Returns:
         every epoch's row, the head's and then the fine-tuning's (numbered
-        on), as a DataFrame.
+        on), as a DataFrame; `attrs["head_epochs"]` is where fine-tuning
+        begins, and `attrs["resumed_after"]` counts the epochs of both
+        stages that an earlier attempt had committed.
     """
     import pandas as pd
 
@@ -194,7 +196,11 @@ def train_transfer(model, data, out_dir, *, epochs, batch_size=128, optimizer="a
     from resnet_keras.training import train
 
     if replay:
-        return train(model, data, out_dir, epochs=epochs + fine_tune_epochs, replay=True)
+        history = train(model, data, out_dir, epochs=epochs + fine_tune_epochs, replay=True)
+        history.attrs["head_epochs"] = epochs
+        if fine_tune_epochs:  # as the run left it: its top unfrozen
+            unfreeze_top(model, fine_tune_fraction)
+        return history
     trainee, train_data = cached(model, data) if cache_features else (model, data)
     history = train(trainee, train_data, out_dir, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                     learning_rate=learning_rate, momentum=momentum, augment=augment and not cache_features,
@@ -206,5 +212,8 @@ def train_transfer(model, data, out_dir, *, epochs, batch_size=128, optimizer="a
                   batch_size=batch_size, optimizer=optimizer, learning_rate=fine_tune_learning_rate,
                   momentum=momentum, augment=augment, seed=seed, save_best=False)
     joined = pd.concat([history, tuned.assign(epoch=tuned["epoch"] + epochs)], ignore_index=True)
-    joined.attrs["resumed_after"] = history.attrs.get("resumed_after", 0)
+    # Where this attempt took over: within fine-tuning when that had committed epochs, else within the head.
+    tuned_after = tuned.attrs.get("resumed_after", 0)
+    joined.attrs["resumed_after"] = epochs + tuned_after if tuned_after else history.attrs.get("resumed_after", 0)
+    joined.attrs["head_epochs"] = epochs
     return joined

@@ -106,6 +106,31 @@ def test_a_failed_run_with_committed_epochs_says_whether_it_resumes(tmp_path):
                          "resnet_keras.training")
 
 
+def test_a_run_interrupted_in_fine_tuning_resumes_after_both_stages_epochs(tmp_path):
+    """A Q3 run commits its head's epochs in `.resume/` and fine-tuning's in `finetune/.resume/`: the dry run counts
+    both (20 head epochs and 3 of fine-tuning: it resumes after epoch 23)."""
+    import json
+
+    from resnet_keras import products
+    from resnet_keras.files import package_modules, source_digest
+    from resnet_keras.sweep.params import Run
+    from resnet_keras.sweep.runner import resumes_after, run_hash, why
+
+    (tmp_path / "nb.py").write_text("# %%\nx = 1\n")
+    run = Run("q", "r", "nb.py", {"epochs": 20, "fine_tune_epochs": 5}, "params/q.yaml")
+    machine = {"backend": "torch", "gpu": False}
+    digest = run_hash(run, machine, str(tmp_path))
+    folder = tmp_path / "outputs" / "q" / "r"
+    for resume, epoch in zip(products.RESUME_FOLDERS, (20, 3)):
+        (folder / resume).mkdir(parents=True)
+        (folder / resume / "state.json").write_text(json.dumps({"epoch": epoch, "modules": []}))
+    (folder / ".plan.json").write_text(json.dumps({"hash": digest, "sources": {
+        m: source_digest(m) for m in package_modules()}}))
+    assert resumes_after(str(folder), digest) == 23
+    outputs = str(tmp_path / "outputs")
+    assert why(run, machine, outputs, str(tmp_path)) == ("to run", "half-done, resumes after epoch 23")
+
+
 def test_a_long_plan_is_told_what_is_quicker_with_estimates_as_the_sweeps(in_repo):
     """Quicker choices for a long sweep: each params file, the assignment, the quick profile; estimated as the sweep
     estimates, from the runs finished here when there are some."""

@@ -190,7 +190,9 @@ def _notebook_digest(run, root):
 
 
 def _committed_epoch(folder):
-    return read_json_object(os.path.join(folder, products.RESUME, "state.json")).get("epoch", 0)
+    """The epochs a half-done run has committed, over all its stages (a Q3 run's fine-tuning counts on)."""
+    return sum(read_json_object(os.path.join(folder, resume, "state.json")).get("epoch", 0)
+               for resume in products.RESUME_FOLDERS)
 
 
 def resumes_after(folder, digest):
