@@ -471,6 +471,8 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
     assert (f"Adam head, then 1 epoch of fine-tuning: {100 * own['results']['test_accuracy']:.2f}%, validation "
             f"{100 * tuned.iloc[-2]:.2f}% after the head's 1 epoch and {100 * tuned.iloc[-1]:.2f}% after "
             f"fine-tuning") in line, line
+    assert (f"Fine-tuning the top of the base changed validation accuracy by "
+            f"{100 * (tuned.iloc[-1] - tuned.iloc[-2]):+.2f} points over the head alone.") in line, line
     assert line.endswith(f"its configurations scored {scratch:.2f}-{scratch:.2f}%: the best transfer run is "
                          f"{abs(best - scratch):.2f} points {'above' if best >= scratch else 'below'} the best of "
                          f"them."), line

@@ -474,6 +474,10 @@ def _discussion(planned, refs):
             parts.append(f"{_transfer_label(e)}: {100 * e['results']['test_accuracy']:.2f}%{after}")
         line = (f"- **Q3 on {report.DATASET_NAMES.get(dataset, dataset)}** ({len(runs)} run"
                 f"{'s' if len(runs) > 1 else ''}, one seed), test accuracy: {'; '.join(parts)}.")
+        gains = [100 * (tuned - head) for head, tuned in map(_head_and_tuned, runs) if tuned is not None]
+        if gains:
+            line += (f" Fine-tuning the top of the base changed validation accuracy by {_span(gains)} points over "
+                     f"the head alone.")
         scratch = [np.mean(c["f"]["test"]) for c in groups.get(("q2", dataset), [])]
         if scratch:
             gap = 100 * runs[0]["results"]["test_accuracy"] - max(scratch)
@@ -533,6 +537,12 @@ def _head_and_tuned(entry):
     h = entry["history"]
     head = h[h["epoch"] <= entry["settings"].get("epochs", len(h))]
     return float(head["val_accuracy"].iloc[-1]), (float(h["val_accuracy"].iloc[-1]) if len(h) > len(head) else None)
+
+
+def _span(values):
+    """'+a to +b', the smallest to the largest of `values`, signed, to 2 decimals (one figure alone as it is)."""
+    low, high = f"{min(values):+.2f}", f"{max(values):+.2f}"
+    return low if low == high else f"{low} to {high}"
 
 
 def _count(n, noun):
