@@ -207,3 +207,36 @@ def test_summary_is_drawn_again_only_when_something_it_shows_changed(tmp_path):
     figure.unlink()  # a figure of the page is gone: the page is drawn again
     write_summary(outputs, [run], {run.key: rec})
     assert figure.stat().st_size > 1000
+
+
+def test_transfer_resumed_in_fine_tuning_says_so_and_times_its_two_stages_apart(tiny_data, tmp_path):
+    """A Q3 run interrupted during fine-tuning resumes there and marks the epoch it resumed after, counted over
+    both stages; its summary times head epochs and fine-tuning epochs apart, and a replay leaves the model as the
+    run did (its top unfrozen). Bookkeeping: what it trains with (`train`, `cache_features`, `unfreeze_top`) is
+    tested on every backend in test_training and test_models, so this runs on the default backend only."""
+    import resnet_keras as rk
+    from resnet_keras import report
+
+    data, out = rk.load_dataset("cifar10", tiny_data, validation_split=0.2), str(tmp_path / "run")
+    source = str(tmp_path / "source.h5")
+    rk.save_h5(rk.build_resnet(8, 100), source)
+
+    def run(fine_tune_epochs, replay=False):
+        rk.set_seed(0)
+        model = rk.build_transfer_model(10, weights=source, head_units=8)
+        history = rk.train_transfer(model, data, out, epochs=2, batch_size=16, cache_features=True,
+                                    fine_tune_epochs=fine_tune_epochs, fine_tune_fraction=0.5, replay=replay)
+        return model, history
+
+    assert run(1)[1].attrs == {"resumed_after": 0, "head_epochs": 2}  # as if killed after fine-tuning's epoch 1
+    model, history = run(2)
+    assert history.attrs == {"resumed_after": 3, "head_epochs": 2} and list(history["epoch"]) == [1, 2, 3, 4]
+    assert "| resumed here: epochs 1-3 were trained by an earlier attempt" in report.training_log(history)
+    test = rk.evaluate(model, data.x_test, data.y_test)
+    summary = report.run_summary(history, test, model)
+    assert summary["epoch_time_s"] == round(float(history["time_s"].iloc[1]), 2)  # the head's epoch 2
+    assert summary["fine_tune_epoch_time_s"] == round(float(history["time_s"].iloc[3]), 2)  # fine-tuning's
+    assert "| time per epoch of fine-tuning (median of its epochs 2 onward) |" in report.figures_table(summary)
+    report.finish(out, model, history, test)  # the joined history and the model, as the notebook writes them
+    replayed, again = run(2, replay=True)
+    assert again.attrs["head_epochs"] == 2 and rk.count_params(replayed) == rk.count_params(model)
