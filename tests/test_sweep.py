@@ -462,6 +462,8 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
     # Q3 in words: each run's test accuracy and what fine-tuning did, against Q2's training from scratch.
     q3 = {k: json.loads((results / k / "run.json").read_text()) for k in SMOKE_RUNS if k.startswith("q3/")}
     own = q3["q3/cifar10-adam-own-base"]
+    bases = {e["results"]["weights"] for e in q3.values()}  # numbered in the table, each told once below it
+    assert len(bases) == 2 and "\nBases: (1) " in text and all(text.count(base) == 1 for base in bases), text
     tuned = pd.read_csv(results / "q3/cifar10-adam-own-base/history.csv")["val_accuracy"]
     assert own["settings"]["fine_tune_epochs"] == 1 and len(tuned) == own["settings"]["epochs"] + 1
     scratch = 100 * json.loads((results / SMOKE_RUNS[1] / "run.json").read_text())["results"]["test_accuracy"]

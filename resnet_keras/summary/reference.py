@@ -498,17 +498,21 @@ def _transfer(planned, refs, prefix):
         return [Q3_NOTE, ""]
     rows = ["| data set | base | head optimizer | test accuracy | best validation accuracy | validation accuracy "
             "after the head's epochs | after fine-tuning | report |", "|---|---|---|---|---|---|---|---|"]
-    for name, e in sorted(done.items(), key=lambda item: (item[1]["settings"].get("dataset"), item[0])):
+    ordered = sorted(done.items(), key=lambda item: (item[1]["settings"].get("dataset"), item[0]))
+    bases = list(dict.fromkeys(e["results"].get("weights") for _, e in ordered))  # each told once, below
+    for name, e in ordered:
         s, r = e["settings"], e["results"]
         head, tuned = _head_and_tuned(e)
-        rows.append(f"| {report.DATASET_NAMES.get(s.get('dataset'), s.get('dataset'))} | {r.get('weights')} | "
+        rows.append(f"| {report.DATASET_NAMES.get(s.get('dataset'), s.get('dataset'))} | "
+                    f"({bases.index(r.get('weights')) + 1}) | "
                     f"{report.OPTIMIZER_NAMES.get(s.get('optimizer'), s.get('optimizer'))} | "
                     f"**{100 * r['test_accuracy']:.2f}%** | {100 * r['best_val_accuracy']:.2f}% | "
                     f"{100 * head:.2f}% | {'no fine-tuning' if tuned is None else f'{100 * tuned:.2f}%'} | "
                     f"[report]({prefix}{TRANSFER}/{name}/{products.REPORT}) |")
     waiting = [run.name for run in planned.get(TRANSFER, []) if run.name not in done]
     lines = [f"**Q3** (transfer learning; {len(done)} of {len(planned.get(TRANSFER, []))} runs at full length"
-             + (f"; not yet: {', '.join(waiting)}" if waiting else "") + "):", "", *rows, ""]
+             + (f"; not yet: {', '.join(waiting)}" if waiting else "") + "):", "", *rows, "",
+             "Bases: " + "; ".join(f"({i}) {base}" for i, base in enumerate(bases, 1)) + ".", ""]
     lines += [f"![Q3 on {report.DATASET_NAMES.get(d, d)} against training from scratch]"
               f"({prefix}{TRANSFER}/transfer_vs_scratch_{d}.png)" for d in _datasets(refs, TRANSFER)]
     imagenet = any(e["settings"].get("weights") == "imagenet" for e in done.values())
