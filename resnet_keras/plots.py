@@ -11,13 +11,20 @@ from resnet_keras.files import atomic_path  # noqa: E402
 
 
 def plot_history(history, title=""):
-    """Loss and accuracy (%) per epoch, train and validation, from a history DataFrame; whole epochs on the axis."""
+    """Loss and accuracy (%) per epoch, train and validation, from a history DataFrame; whole epochs on the axis.
+
+    A two-stage run's history (`train_transfer`: `attrs["head_epochs"]`) is
+    marked where fine-tuning begins.
+    """
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    head = history.attrs.get("head_epochs")
     for ax, metric in zip(axes, ("loss", "accuracy")):
         scale = 100 if metric == "accuracy" else 1
         for prefix, label, style in (("", "train", "-"), ("val_", "validation", "--")):
             if prefix + metric in history:
                 ax.plot(history["epoch"], scale * history[prefix + metric], style, marker="o", ms=3, label=label)
+        if head and head < len(history):
+            mark_stage(ax, head)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy (%)" if scale == 100 else "loss (cross-entropy)")
@@ -62,13 +69,14 @@ METRIC_LABELS = {"accuracy": "train accuracy", "val_accuracy": "validation accur
                  "val_loss": "validation loss"}
 
 
-def plot_overlay(histories, metric="val_accuracy", title=""):
+def plot_overlay(histories, metric="val_accuracy", title="", stage=None):
     """One curve per run or per group of runs, against whole epochs.
 
     `histories` maps a label to a history DataFrame, or to a list of them (a
     configuration's seeds): a list is drawn as its mean per epoch with the
     range of its runs as a band, and the label says how many runs it has.
-    Accuracies are drawn in percent.
+    Accuracies are drawn in percent. `stage`: the epoch after which
+    fine-tuning begins, marked (Q3), or None.
     """
     percent = metric.endswith("accuracy")
     fig, ax = plt.subplots(figsize=(9, 5))
@@ -85,6 +93,8 @@ def plot_overlay(histories, metric="val_accuracy", title=""):
         if len(runs) > 1:
             ax.fill_between(epochs, np.nanmin(table, axis=0), np.nanmax(table, axis=0), alpha=0.2,
                             color=line.get_color(), linewidth=0)
+    if stage:
+        mark_stage(ax, stage)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric) + (" (%)" if percent else ""))
@@ -94,6 +104,13 @@ def plot_overlay(histories, metric="val_accuracy", title=""):
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def mark_stage(ax, head_epochs):
+    """A dashed line between the head's last epoch and fine-tuning's first, labelled."""
+    ax.axvline(head_epochs + 0.5, color="grey", linestyle=":", linewidth=1)
+    ax.annotate("fine-tuning", (head_epochs + 0.5, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                textcoords="offset points", fontsize=8, color="grey")
 
 
 def save_figure(fig, path):

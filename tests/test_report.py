@@ -237,6 +237,11 @@ def test_transfer_resumed_in_fine_tuning_says_so_and_times_its_two_stages_apart(
     assert summary["epoch_time_s"] == round(float(history["time_s"].iloc[1]), 2)  # the head's epoch 2
     assert summary["fine_tune_epoch_time_s"] == round(float(history["time_s"].iloc[3]), 2)  # fine-tuning's
     assert "| time per epoch of fine-tuning (median of its epochs 2 onward) |" in report.figures_table(summary)
+    from resnet_keras import plots
+
+    for fig in (plots.plot_history(history), plots.plot_overlay({"run": history}, stage=2)):  # fine-tuning marked
+        assert all([2.5, 2.5] in [list(line.get_xdata()) for line in ax.lines] for ax in fig.axes[:2]), fig
+    assert not any(len(ax.lines) > 2 for ax in plots.plot_history(history.iloc[:2]).axes)  # the head alone: no mark
     report.finish(out, model, history, test)  # the joined history and the model, as the notebook writes them
     replayed, again = run(2, replay=True)
     assert again.attrs["head_epochs"] == 2 and rk.count_params(replayed) == rk.count_params(model)

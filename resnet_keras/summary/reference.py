@@ -531,8 +531,11 @@ def _draw_transfer(refs, results):
         for e in refs.get("q2", {}).values():
             if e["settings"].get("dataset") == dataset:
                 curves.setdefault(f"from scratch: {_q2_label(e)}", []).append(e["history"])
+        heads = {e["settings"].get("epochs") for e in refs[TRANSFER].values()
+                 if e["settings"].get("dataset") == dataset and e["settings"].get("fine_tune_epochs")}
         fig = plots.plot_overlay(curves, "val_accuracy", f"Q3 on {report.DATASET_NAMES.get(dataset, dataset)}: "
-                                                         f"transfer against training from scratch")
+                                                         f"transfer against training from scratch",
+                                 stage=heads.pop() if len(heads) == 1 else None)
         plots.save_figure(fig, os.path.join(results, TRANSFER, f"transfer_vs_scratch_{dataset}.png"))
 
 
