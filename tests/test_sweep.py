@@ -473,8 +473,10 @@ def test_finished_runs_become_references_that_draw_the_readme_and_the_index_over
     assert (f"Adam head, then 1 epoch of fine-tuning: {100 * own['results']['test_accuracy']:.2f}%, validation "
             f"{100 * tuned.iloc[-2]:.2f}% after the head's 1 epoch and {100 * tuned.iloc[-1]:.2f}% after "
             f"fine-tuning") in line, line
-    assert (f"Fine-tuning the top of the base changed validation accuracy by "
-            f"{100 * (tuned.iloc[-1] - tuned.iloc[-2]):+.2f} points over the head alone.") in line, line
+    rate = own["settings"]["fine_tune_learning_rate"]  # the one run that fine-tunes
+    assert (f"Fine-tuning the top of the base changed validation accuracy over the head alone by "
+            f"{100 * (tuned.iloc[-1] - tuned.iloc[-2]):+.2f} points with Adam; each fine-tuned at learning rate "
+            f"{rate:g}: 1/{own['settings']['learning_rate'] / rate:.3g} of the head's for Adam.") in line, line
     assert line.endswith(f"its configurations scored {scratch:.2f}-{scratch:.2f}%: the best transfer run is "
                          f"{abs(best - scratch):.2f} points {'above' if best >= scratch else 'below'} the best of "
                          f"them."), line

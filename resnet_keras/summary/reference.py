@@ -474,10 +474,14 @@ def _discussion(planned, refs):
             parts.append(f"{_transfer_label(e)}: {100 * e['results']['test_accuracy']:.2f}%{after}")
         line = (f"- **Q3 on {report.DATASET_NAMES.get(dataset, dataset)}** ({len(runs)} run"
                 f"{'s' if len(runs) > 1 else ''}, one seed), test accuracy: {'; '.join(parts)}.")
-        gains = [100 * (tuned - head) for head, tuned in map(_head_and_tuned, runs) if tuned is not None]
+        stages = [(e["settings"].get("optimizer"), *_head_and_tuned(e)) for e in runs]
+        gains = [f"{100 * (tuned - head):+.2f} with {report.OPTIMIZER_NAMES.get(o, o)}"
+                 for o, head, tuned in stages if tuned is not None]
         if gains:
-            line += (f" Fine-tuning the top of the base changed validation accuracy by {_span(gains)} points over "
-                     f"the head alone.")
+            gains[0] = gains[0].replace(" with ", " points with ", 1)
+            listed = gains[0] if len(gains) == 1 else f"{', '.join(gains[:-1])} and {gains[-1]}"
+            line += (f" Fine-tuning the top of the base changed validation accuracy over the head alone by "
+                     f"{listed}{_fine_tune_rates(runs)}.")
         scratch = [np.mean(c["f"]["test"]) for c in groups.get(("q2", dataset), [])]
         if scratch:
             gap = 100 * runs[0]["results"]["test_accuracy"] - max(scratch)
@@ -546,10 +550,18 @@ def _head_and_tuned(entry):
     return float(head["val_accuracy"].iloc[-1]), (float(h["val_accuracy"].iloc[-1]) if len(h) > len(head) else None)
 
 
-def _span(values):
-    """'+a to +b', the smallest to the largest of `values`, signed, to 2 decimals (one figure alone as it is)."""
-    low, high = f"{min(values):+.2f}", f"{max(values):+.2f}"
-    return low if low == high else f"{low} to {high}"
+def _fine_tune_rates(runs):
+    """'; each fine-tuned at learning rate r: 1/10 of the head's for Adam, ...' ('' unless the runs share r)."""
+    tuned = [e["settings"] for e in runs if e["settings"].get("fine_tune_epochs")]
+    rates = {s.get("fine_tune_learning_rate") for s in tuned}
+    if len(rates) != 1 or None in rates or any(not s.get("learning_rate") for s in tuned):
+        return ""
+    rate, by_ratio = rates.pop(), {}
+    for s in tuned:
+        name = report.OPTIMIZER_NAMES.get(s.get("optimizer"), s.get("optimizer"))
+        by_ratio.setdefault(f"{s['learning_rate'] / rate:.3g}", []).append(name)
+    return (f"; each fine-tuned at learning rate {rate:g}: " +
+            ", ".join(f"1/{ratio} of the head's for {' and '.join(names)}" for ratio, names in by_ratio.items()))
 
 
 def _count(n, noun):
