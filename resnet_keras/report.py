@@ -255,7 +255,8 @@ def training_log(history):
 def findings(history, test, best=None):
     """"What this run shows": a paragraph computed from the run's own figures, so it cannot disagree with them.
 
-    Where validation accuracy peaked, the final gap between train and
+    Where validation accuracy peaked (for a run that fine-tunes, what the
+    head reached and what fine-tuning changed), the final gap between train and
     validation accuracy, whether validation accuracy was still rising over
     the last five epochs (a least-squares slope above 0.2 points an epoch),
     and the test accuracy of the last epoch's and the best-validation model.
@@ -269,6 +270,12 @@ def findings(history, test, best=None):
         val = 100 * history["val_accuracy"].to_numpy(float)
         out.append(f"Validation accuracy peaked at {val.max():.2f}% in epoch {best_epoch(history)} of "
                    f"{n} and ended at {val[-1]:.2f}%.")
+        head = history.attrs.get("head_epochs")
+        if head and head < n:  # a two-stage run (Q3): what the head reached, and what fine-tuning added
+            tuned = n - head
+            out.append(f"With the base frozen, the head reached {val[head - 1]:.2f}% validation accuracy in its "
+                       f"{head} epochs; {tuned} epoch{'s' if tuned > 1 else ''} of fine-tuning changed that by "
+                       f"{val[-1] - val[head - 1]:+.2f} points.")
         gap = last_train - val[-1]
         out.append(f"In the last epoch the network classified {last_train:.2f}% of its (augmented) training images "
                    f"right, {abs(gap):.2f} points {'above' if gap >= 0 else 'below'} validation"

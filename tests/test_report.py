@@ -232,6 +232,10 @@ def test_transfer_resumed_in_fine_tuning_says_so_and_times_its_two_stages_apart(
     model, history = run(2)
     assert history.attrs == {"resumed_after": 3, "head_epochs": 2} and list(history["epoch"]) == [1, 2, 3, 4]
     assert "| resumed here: epochs 1-3 were trained by an earlier attempt" in report.training_log(history)
+    val = 100 * history["val_accuracy"]
+    assert (f"With the base frozen, the head reached {val[1]:.2f}% validation accuracy in its 2 epochs; 2 epochs "
+            f"of fine-tuning changed that by "
+            f"{val[3] - val[1]:+.2f} points.") in report.findings(history, {"accuracy": 0.5, "loss": 1.0})
     test = rk.evaluate(model, data.x_test, data.y_test)
     summary = report.run_summary(history, test, model)
     assert summary["epoch_time_s"] == round(float(history["time_s"].iloc[1]), 2)  # the head's epoch 2
