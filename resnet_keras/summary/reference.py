@@ -466,19 +466,19 @@ def _discussion(planned, refs):
     for dataset in _datasets(refs, TRANSFER):
         runs = sorted((e for e in refs[TRANSFER].values() if e["settings"].get("dataset") == dataset),
                       key=lambda e: -e["results"]["test_accuracy"])
-        parts = []
+        parts, gains = [], []
         for e in runs:
             head, tuned = _head_and_tuned(e)
             after = (f", validation {100 * head:.2f}% after the head's {_count(e['settings']['epochs'], 'epoch')} "
                      f"and {100 * tuned:.2f}% after fine-tuning" if tuned is not None else "")
             parts.append(f"{_transfer_label(e)}: {100 * e['results']['test_accuracy']:.2f}%{after}")
+            if tuned is not None:
+                optimizer = e["settings"].get("optimizer")
+                gains.append(f"{100 * (tuned - head):+.2f}{'' if gains else ' points'} with "
+                             f"{report.OPTIMIZER_NAMES.get(optimizer, optimizer)}")
         line = (f"- **Q3 on {report.DATASET_NAMES.get(dataset, dataset)}** ({len(runs)} run"
                 f"{'s' if len(runs) > 1 else ''}, one seed), test accuracy: {'; '.join(parts)}.")
-        stages = [(e["settings"].get("optimizer"), *_head_and_tuned(e)) for e in runs]
-        gains = [f"{100 * (tuned - head):+.2f} with {report.OPTIMIZER_NAMES.get(o, o)}"
-                 for o, head, tuned in stages if tuned is not None]
         if gains:
-            gains[0] = gains[0].replace(" with ", " points with ", 1)
             listed = gains[0] if len(gains) == 1 else f"{', '.join(gains[:-1])} and {gains[-1]}"
             line += (f" Fine-tuning the top of the base changed validation accuracy over the head alone by "
                      f"{listed}{_fine_tune_rates(runs)}.")
